@@ -1,0 +1,119 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Surface normals: GenPercept's camera frame to ROS optical, normals from depth, agreement.
+
+GenPercept normals use an OpenGL-style camera frame (x right, y up, z towards the camera);
+the ROS optical frame is x right, y down, z forward, so the conversion is (x, -y, -z).
+"""
+
+import numpy as np
+
+_MIN_NORM = 1e-6
+
+
+def genpercept_to_optical(normals):
+    """
+    Convert GenPercept normals (..., 3) to unit float32 normals in the ROS optical frame.
+
+    The model's vectors are not unit length, so they are renormalised; zero-length or
+    non-finite vectors become NaN.
+    """
+    n = np.asarray(normals, dtype=np.float32)
+    if n.ndim < 1 or n.shape[-1] != 3:
+        raise ValueError(f'`normals` must have shape (..., 3), got {n.shape}.')
+    optical = n * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+    return _normalised(optical)
+
+
+def normals_from_depth(xyz, max_relative_jump=None):
+    """
+    Estimate unit normals (H, W, 3) float32 from an organized optical-frame cloud (H, W, 3).
+
+    Central differences along rows and columns are crossed and the result is oriented toward
+    the camera (``n . p < 0``). Border pixels and pixels with an invalid centre or neighbour
+    are NaN. With ``max_relative_jump`` set, pixels whose neighbours differ in z from the
+    centre by more than that fraction are NaN too (differences across a depth edge are not a
+    surface).
+    """
+    points = np.asarray(xyz, dtype=np.float32)
+    if points.ndim != 3 or points.shape[-1] != 3:
+        raise ValueError(f'`xyz` must be an organized (H, W, 3) cloud, got {points.shape}.')
+    height, width = points.shape[:2]
+    normals = np.full(points.shape, np.nan, dtype=np.float32)
+    if height < 3 or width < 3:
+        return normals
+    centre = points[1:-1, 1:-1]
+    left, right = points[1:-1, :-2], points[1:-1, 2:]
+    up, down = points[:-2, 1:-1], points[2:, 1:-1]
+    along_u = right - left
+    along_v = down - up
+    # u x v points away from the camera for a surface seen from the front (x right, y down).
+    n = np.cross(along_v, along_u)
+    with np.errstate(invalid='ignore'):
+        facing_away = np.sum(n * centre, axis=-1) > 0
+    n[facing_away] *= -1.0
+    invalid = ~np.isfinite(centre).all(axis=-1)
+    if max_relative_jump is not None:
+        limit = float(max_relative_jump)
+        if not limit > 0:
+            raise ValueError(f'`max_relative_jump` must be positive, got {max_relative_jump}.')
+        with np.errstate(invalid='ignore', divide='ignore'):
+            z = centre[..., 2]
+            for neighbour in (left, right, up, down):
+                invalid |= np.abs(neighbour[..., 2] - z) > limit * np.abs(z)
+    n[invalid] = np.nan
+    normals[1:-1, 1:-1] = _normalised(n)
+    return normals
+
+
+def angular_agreement(a, b, mask=None):
+    """
+    Compare two normal maps (..., 3) and return angular error statistics in degrees.
+
+    Vectors are normalised first; pixels where either is non-finite or zero (or outside
+    ``mask``) are skipped. Returns ``dict(mean_deg, median_deg, within_11_25, within_30, n)``
+    where ``within_*`` are fractions in [0, 1] of pixels with an error below 11.25 / 30 degrees
+    (NaN statistics when ``n`` is 0).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.shape[-1:] != (3,):
+        raise ValueError(f'normal maps must share a (..., 3) shape, got {a.shape} and {b.shape}.')
+    a = _normalised(a).reshape(-1, 3)
+    b = _normalised(b).reshape(-1, 3)
+    usable = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.size != a.shape[0]:
+            raise ValueError(f'`mask` of shape {mask.shape} does not match the normal maps.')
+        usable &= mask.reshape(-1)
+    cosine = np.clip(np.sum(a[usable] * b[usable], axis=1), -1.0, 1.0)
+    angles = np.degrees(np.arccos(cosine))
+    count = int(angles.size)
+    if count == 0:
+        return {'mean_deg': float('nan'), 'median_deg': float('nan'),
+                'within_11_25': float('nan'), 'within_30': float('nan'), 'n': 0}
+    return {'mean_deg': float(angles.mean()), 'median_deg': float(np.median(angles)),
+            'within_11_25': float(np.mean(angles < 11.25)),
+            'within_30': float(np.mean(angles < 30.0)), 'n': count}
+
+
+def _normalised(vectors):
+    with np.errstate(invalid='ignore', divide='ignore', over='ignore'):
+        norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+        good = np.isfinite(norm) & (norm > _MIN_NORM)
+        unit = vectors / np.where(good, norm, 1.0)
+    return np.where(good, unit, np.nan).astype(vectors.dtype, copy=False)
