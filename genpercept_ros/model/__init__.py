@@ -12,4 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Model layer: torch + diffusers, no ROS imports."""
+"""
+Model layer: torch + diffusers, no ROS imports.
+
+Import the pieces from their modules (``genpercept_ros.model.predictor`` etc.); this package
+itself stays import-light so that the CLI's ``--help`` does not load torch.
+"""

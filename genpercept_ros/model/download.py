@@ -1,0 +1,159 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``genpercept download``: fetch the files the chosen variants need, verify them, report.
+
+With ``--model-root DIR`` the files land in the real layout under DIR
+(``DIR/genpercept-models/unet_depth_v2/...``); without it they go to the Hugging Face cache,
+where ``GenPerceptPredictor.from_pretrained(model_root=None)`` finds them.
+"""
+
+import json
+from pathlib import Path
+import sys
+
+from genpercept_ros.model.variants import REPO_FOLDERS
+from genpercept_ros.model.variants import SD21_REPO
+from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import TOKENIZER_FILES
+from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
+from genpercept_ros.model.weights import WEIGHTS_NAME
+
+DEFAULT_VARIANTS = ('depth-v2', 'normal-v2')
+
+
+class DownloadError(RuntimeError):
+    """The hub could not be reached or a fetched file does not verify."""
+
+
+def required_files(variants):
+    """
+    Return ``[(repo_id, path_in_repo, required)]`` for ``variants``, without duplicates.
+
+    The DPT head's ``config.json`` is optional: the reference takes it from its own code.
+    """
+    files = []
+
+    def add(repo, path, required=True):
+        if (repo, path, required) not in files:
+            files.append((repo, path, required))
+
+    for name in variants:
+        spec = VARIANTS[name]
+        add(spec.unet_repo, f'{spec.unet_subfolder}/{CONFIG_NAME}')
+        add(spec.unet_repo, f'{spec.unet_subfolder}/{WEIGHTS_NAME}')
+        if spec.has_dpt_head:
+            add(spec.unet_repo, f'{spec.head_subfolder}/{TRANSFORMERS_WEIGHTS_NAME}')
+            add(spec.unet_repo, f'{spec.head_subfolder}/{CONFIG_NAME}', required=False)
+        add(spec.vae_repo, f'{spec.vae_subfolder}/{CONFIG_NAME}')
+        add(spec.vae_repo, f'{spec.vae_subfolder}/{WEIGHTS_NAME}')
+    if variants:
+        for name in TOKENIZER_FILES:
+            add(SD21_REPO, f'tokenizer/{name}')
+        add(SD21_REPO, f'text_encoder/{CONFIG_NAME}')
+        add(SD21_REPO, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
+    return files
+
+
+def verify_file(path):
+    """Check that a fetched file is readable: safetensors header, JSON, or non-empty text."""
+    path = Path(path)
+    if path.suffix == '.safetensors':
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework='pt') as handle:
+                count = len(list(handle.keys()))
+        except Exception as error:  # noqa: B902
+            raise DownloadError(f'{path} is not a valid safetensors file: {error}') from error
+        return f'{count} tensors'
+    if path.suffix == '.json':
+        try:
+            json.loads(path.read_text(encoding='utf-8'))
+        except (OSError, ValueError) as error:
+            raise DownloadError(f'{path} is not valid JSON: {error}') from error
+        return 'json ok'
+    if path.stat().st_size == 0:
+        raise DownloadError(f'{path} is empty')
+    return 'ok'
+
+
+def local_target(model_root, repo_id, path_in_repo):
+    """Return where a file goes under ``model_root``."""
+    return Path(model_root) / REPO_FOLDERS[repo_id] / path_in_repo
+
+
+def copy_instructions(model_root, files):
+    """Explain what to copy where when this machine cannot download."""
+    lines = ['Download on a machine with internet access (same command), then copy:']
+    for repo, path, required in files:
+        optional = '' if required else ' (optional)'
+        target = (local_target(model_root, repo, path) if model_root
+                  else f'<HF cache>/models--{repo.replace("/", "--")}/snapshots/<rev>/{path}')
+        lines.append(f'  https://huggingface.co/{repo}/resolve/main/{path} -> {target}{optional}')
+    return '\n'.join(lines)
+
+
+def fetch(files, model_root=None, hub_download=None):
+    """Fetch and verify ``files``; return ``[(repo, path, local path, note)]``."""
+    if hub_download is None:
+        from huggingface_hub import hf_hub_download as hub_download
+    fetched = []
+    for repo, path, required in files:
+        kwargs = {'repo_id': repo, 'filename': path}
+        if model_root is not None:
+            kwargs['local_dir'] = str(Path(model_root) / REPO_FOLDERS[repo])
+        try:
+            local = Path(hub_download(**kwargs))
+        except Exception as error:  # noqa: B902 - network, auth and missing-entry errors alike
+            if not required and type(error).__name__ == 'EntryNotFoundError':
+                continue
+            first = str(error).splitlines()[0] if str(error) else ''
+            raise DownloadError(f'cannot fetch {repo}/{path}: {type(error).__name__}: '
+                                f'{first}') from error
+        fetched.append((repo, path, local, verify_file(local)))
+    return fetched
+
+
+def add_arguments(parser):
+    """Add the ``genpercept download`` arguments."""
+    parser.add_argument('--model-root', default=None,
+                        help='folder to fill in the real layout (default: the HF cache)')
+    parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS),
+                        default=list(DEFAULT_VARIANTS),
+                        help='variants to fetch (default: depth-v2 normal-v2)')
+    parser.add_argument('--list', action='store_true',
+                        help='only print the files that would be fetched')
+
+
+def run(args):
+    """Fetch the files and print what was fetched, or explain what to copy where."""
+    files = required_files(args.variants)
+    if args.list:
+        for repo, path, required in files:
+            target = (local_target(args.model_root, repo, path) if args.model_root
+                      else f'{repo}/{path}')
+            print(f'{target}{"" if required else " (optional)"}')
+        return 0
+    try:
+        fetched = fetch(files, args.model_root)
+    except DownloadError as error:
+        print(f'genpercept download: {error}', file=sys.stderr)
+        print(copy_instructions(args.model_root, files), file=sys.stderr)
+        return 1
+    for repo, path, local, note in fetched:
+        print(f'fetched {repo}/{path} -> {local} ({note})')
+    print(f'{len(fetched)} files ready for: {" ".join(args.variants)}')
+    return 0

@@ -1,0 +1,168 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Build the UNet, VAE, DPT head, tokenizer and text encoder from located files."""
+
+from genpercept_ros.model import configs
+from genpercept_ros.model.weights import check_state_dict
+from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import load_tensors
+from genpercept_ros.model.weights import read_json
+from genpercept_ros.model.weights import TOKENIZER_FILES
+from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
+from genpercept_ros.model.weights import WEIGHTS_NAME
+from genpercept_ros.model.weights import WeightsError
+
+
+def _require(condition, message):
+    if not condition:
+        raise WeightsError(message)
+
+
+def _materialise(module, state_dict, source, ignore=()):
+    """Load ``state_dict`` into a module built on the meta device, strictly."""
+    check_state_dict(module, state_dict, source, ignore)
+    state_dict = {key: value for key, value in state_dict.items() if key not in set(ignore)}
+    module.load_state_dict(state_dict, strict=True, assign=True)
+    leftovers = [name for name, tensor in list(module.named_parameters())
+                 + list(module.named_buffers()) if tensor.is_meta]
+    _require(not leftovers, f'{source}: tensors not filled from the file: {leftovers[:3]}')
+    return module.eval().requires_grad_(False)
+
+
+def unet_config_from(path):
+    """Return the UNet config of ``path`` completed from SD 2.1 and checked for GenPercept."""
+    config = dict(configs.SD21_UNET_CONFIG)
+    config.update(read_json(path))
+    blocks = len(config.get('block_out_channels') or ())
+    _require(config.get('in_channels') == 4,
+             f'{path}: in_channels is {config.get("in_channels")}, expected 4 (the one-step '
+             'GenPercept UNet takes the RGB latent only; 8 means a Marigold-style checkpoint)')
+    _require(config.get('out_channels') == 4,
+             f'{path}: out_channels is {config.get("out_channels")}, expected 4')
+    _require(blocks == 4 and len(config.get('up_block_types') or ()) == 4,
+             f'{path}: expected the SD 2.1 UNet structure with 4 down and 4 up blocks')
+    return config
+
+
+def load_unet(locator, spec):
+    """Return the UNet of ``spec``; DPT variants come without conv_norm_out/conv_out."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    folder = spec.unet_subfolder
+    config_path = locator.resolve(spec.unet_repo, f'{folder}/{CONFIG_NAME}')
+    config = unet_config_from(config_path)
+    weights_path = locator.resolve_weights(spec.unet_repo, folder, WEIGHTS_NAME)
+    state = load_tensors(weights_path, locator.allow_pickle)
+    with torch.device('meta'):
+        unet = UNet2DConditionModel.from_config(config)
+    ignore = ()
+    if spec.has_dpt_head:
+        # The up-block features feed the DPT head; conv_out would turn them into a latent.
+        unet.conv_norm_out = None
+        unet.conv_out = torch.nn.Identity()
+        ignore = tuple(key for key in state if key.startswith(('conv_out.', 'conv_norm_out.')))
+    unet = _materialise(unet, state, weights_path, ignore)
+    unet.set_attn_processor(AttnProcessor2_0())
+    return unet
+
+
+def load_vae(locator, repo_id, subfolder):
+    """Return the AutoencoderKL stored in ``repo_id/subfolder``."""
+    import torch
+    from diffusers import AutoencoderKL
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    config_path = locator.resolve(repo_id, f'{subfolder}/{CONFIG_NAME}')
+    config = dict(configs.SD21_VAE_CONFIG)
+    config.update(read_json(config_path))
+    _require(config.get('latent_channels') == 4 and config.get('in_channels') == 3
+             and config.get('out_channels') == 3
+             and len(config.get('block_out_channels') or ()) == 4,
+             f'{config_path}: expected the SD VAE (3 -> 4 latent channels, 4 blocks, x8)')
+    weights_path = locator.resolve_weights(repo_id, subfolder, WEIGHTS_NAME)
+    state = load_tensors(weights_path, locator.allow_pickle)
+    with torch.device('meta'):
+        vae = AutoencoderKL.from_config(config)
+    vae = _materialise(vae, state, weights_path)
+    vae.set_attn_processor(AttnProcessor2_0())
+    return vae
+
+
+def load_dpt_head(locator, spec):
+    """Return the DPT head of ``spec`` (config from its folder, else the reference config)."""
+    import torch
+    from genpercept_ros.model.dpt_head import DPTHead
+    config = dict(configs.DPT_HEAD_CONFIG)
+    config_path = locator.resolve(
+        spec.unet_repo, f'{spec.head_subfolder}/{CONFIG_NAME}', required=False)
+    if config_path is not None:
+        file_config = read_json(config_path)
+        config.update({key: file_config[key] for key in configs.DPT_HEAD_CONFIG
+                       if key in file_config and key not in ('model_type', 'architectures')})
+    weights_path = locator.resolve_weights(
+        spec.unet_repo, spec.head_subfolder, TRANSFORMERS_WEIGHTS_NAME)
+    state = load_tensors(weights_path, locator.allow_pickle)
+    try:
+        with torch.device('meta'):
+            head = DPTHead(config)
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f'DPT head config {config_path}: {error}') from error
+    return _materialise(head, state, weights_path)
+
+
+def load_tokenizer(locator, repo_id):
+    """Return the CLIP tokenizer of ``repo_id/tokenizer`` and its pad token from the files."""
+    from transformers import CLIPTokenizer
+    paths = [locator.resolve(repo_id, f'tokenizer/{name}') for name in TOKENIZER_FILES]
+    folder = paths[0].parent
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as error:  # noqa: B902 - tokenizers raises several types
+        raise WeightsError(f'cannot load the CLIP tokenizer in {folder}: {error}') from error
+    special = read_json(paths[TOKENIZER_FILES.index('special_tokens_map.json')])
+    pad = special.get('pad_token', '!')
+    pad = pad.get('content', '!') if isinstance(pad, dict) else pad
+    pad_id = tokenizer.convert_tokens_to_ids(pad)
+    _require(isinstance(pad_id, int), f'{folder}: pad token {pad!r} is not in the vocabulary')
+    return tokenizer, pad_id
+
+
+def load_text_encoder(locator, repo_id):
+    """
+    Return the CLIP text encoder of ``repo_id/text_encoder``.
+
+    Accepts the real file's ``text_model.``-prefixed keys and its ``position_ids`` buffer.
+    """
+    from transformers import CLIPTextConfig
+    from transformers import CLIPTextModel
+    config_path = locator.resolve(repo_id, f'text_encoder/{CONFIG_NAME}')
+    config = read_json(config_path)
+    _require(config.get('model_type', 'clip_text_model') == 'clip_text_model',
+             f'{config_path}: model_type {config.get("model_type")!r} is not clip_text_model')
+    weights_path = locator.resolve_weights(repo_id, 'text_encoder', TRANSFORMERS_WEIGHTS_NAME)
+    state = load_tensors(weights_path, locator.allow_pickle)
+    model = CLIPTextModel(CLIPTextConfig.from_dict(config))
+    expected = set(model.state_dict())
+    prefixed = any(key.startswith('text_model.') for key in expected)
+    renamed = {}
+    for key, value in state.items():
+        bare = key[len('text_model.'):] if key.startswith('text_model.') else key
+        renamed['text_model.' + bare if prefixed else bare] = value
+    ignore = [key for key in renamed if key.endswith('position_ids') and key not in expected]
+    check_state_dict(model, renamed, weights_path, ignore)
+    for key in ignore:
+        del renamed[key]
+    model.load_state_dict(renamed, strict=False)
+    return model.eval().requires_grad_(False)

@@ -1,0 +1,428 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+GenPerceptPredictor: one VAE encode, one UNet pass per task, decode, reference post-processing.
+
+Out of GPU memory during ``predict`` raises ``torch.OutOfMemoryError`` unchanged (no partial
+result is returned), so callers can catch it, call :meth:`GenPerceptPredictor.free_memory` and
+drop the frame.
+"""
+
+from dataclasses import dataclass
+from dataclasses import field
+import gc
+import time
+
+from genpercept_ros.model.conditioning import empty_prompt_embedding
+from genpercept_ros.model.loaders import load_dpt_head
+from genpercept_ros.model.loaders import load_unet
+from genpercept_ros.model.loaders import load_vae
+from genpercept_ros.model.postprocess import normals_to_optical
+from genpercept_ros.model.postprocess import postprocess
+from genpercept_ros.model.postprocess import raw_layout
+from genpercept_ros.model.preprocess import preprocess_v1
+from genpercept_ros.model.preprocess import preprocess_v2
+from genpercept_ros.model.preprocess import processing_size
+from genpercept_ros.model.variants import DEFAULT_PROCESSING_RESOLUTION
+from genpercept_ros.model.variants import get_variant
+from genpercept_ros.model.variants import LATENT_SCALE
+from genpercept_ros.model.variants import TIMESTEP
+from genpercept_ros.model.weights import WeightsError
+from genpercept_ros.model.weights import WeightsLocator
+import numpy as np
+import torch
+
+OutOfMemoryError = torch.OutOfMemoryError
+
+DTYPES = {
+    'fp32': torch.float32, 'float32': torch.float32,
+    'fp16': torch.float16, 'float16': torch.float16, 'half': torch.float16,
+    'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
+}
+DTYPE_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+OUTPUT_RESOLUTIONS = ('input', 'processing')
+
+
+@dataclass
+class PredictionOutput:
+    """
+    Result of one :meth:`GenPerceptPredictor.predict` call, one list entry per input image.
+
+    ``depth``: HxW float32 in [0, 1] (``depth_kind`` says far = 1 'relative_depth' or
+    near = 1 'relative_disparity'); ``normals``: HxWx3 float32 unit vectors in the ROS optical
+    frame (x right, y down, z forward), NaN where invalid; ``depth_raw``/``normal_raw``: what the
+    reference ``_pred.npy`` holds for the variant (v2 depth HxW in [0, 1], v2 normals HxWx3
+    (n + 1) / 2, v1 normals 3xHxW in [-1, 1]); ``processing_size``: (h, w) the model ran at;
+    ``timings``: stage -> seconds for the whole call.
+    """
+
+    depth: list = None
+    depth_kind: str = None
+    normals: list = None
+    depth_raw: list = None
+    normal_raw: list = None
+    processing_size: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    depth_variant: str = None
+    normal_variant: str = None
+
+
+def resolve_device(device):
+    """Return a torch.device for 'cpu', 'cuda', 'cuda:N' (None = cuda if available)."""
+    if device in (None, '', 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f'invalid device {device!r}: use cpu, cuda or cuda:N') from error
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device} requested but CUDA is not available here')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f'device {device} requested but only '
+                             f'{torch.cuda.device_count()} CUDA device(s) exist')
+    elif device.type != 'cpu':
+        raise ValueError(f'unsupported device {device}: use cpu, cuda or cuda:N')
+    return device
+
+
+def resolve_dtype(dtype, device):
+    """Return the compute dtype: bf16 by default on CUDA, fp32 on CPU."""
+    if dtype in (None, '', 'auto'):
+        return torch.bfloat16 if device.type == 'cuda' else torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPE_NAMES:
+            raise ValueError(f'unsupported dtype {dtype}: use fp32, fp16 or bf16')
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f'unsupported dtype {dtype!r}: use fp32, fp16 or bf16') from None
+
+
+def vae_dtype_for(dtype):
+    """Return the VAE dtype: the SD VAE overflows in fp16, so fp16 runs keep it in bf16."""
+    return torch.bfloat16 if dtype == torch.float16 else dtype
+
+
+def _place(module, device, dtype, memory_format):
+    # torch.nn.Module.to: diffusers' override only adds a warning about fp32-pinned modules,
+    # which SD UNets and VAEs do not have.
+    return torch.nn.Module.to(module, device=device, dtype=dtype, memory_format=memory_format)
+
+
+class _Stopwatch:
+    """Accumulate per-stage wall time; synchronise CUDA only when asked (profiling)."""
+
+    def __init__(self, device, synchronise):
+        self.device = device
+        self.synchronise = synchronise and device.type == 'cuda'
+        self.totals = {}
+
+    def stage(self, name):
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, watch, name):
+        self.watch, self.name = watch, name
+
+    def __enter__(self):
+        if self.watch.synchronise:
+            torch.cuda.synchronize(self.watch.device)
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if self.watch.synchronise:
+            torch.cuda.synchronize(self.watch.device)
+        elapsed = time.perf_counter() - self.start
+        self.watch.totals[self.name] = self.watch.totals.get(self.name, 0.0) + elapsed
+        return False
+
+
+def _as_image_list(images):
+    """Split the input into a list of HxWx3 uint8 arrays/tensors, with clear errors."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        if images.ndim == 4:
+            images = list(images)
+        elif images.ndim == 3:
+            images = [images]
+        else:
+            raise ValueError(f'expected an HxWx3 image or a BxHxWx3 batch, got shape '
+                             f'{tuple(images.shape)}')
+    images = list(images)
+    if not images:
+        raise ValueError('predict() needs at least one image')
+    for index, image in enumerate(images):
+        if not isinstance(image, (np.ndarray, torch.Tensor)):
+            raise TypeError(f'image {index} is a {type(image).__name__}; expected a numpy '
+                            'array or torch tensor')
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f'image {index} has shape {tuple(image.shape)}; expected HxWx3 RGB '
+                             '(convert grayscale/RGBA to RGB first)')
+        if image.dtype not in (np.uint8, torch.uint8):
+            raise ValueError(f'image {index} has dtype {image.dtype}; expected uint8 RGB')
+    return images
+
+
+class GenPerceptPredictor:
+    """Hold the VAE(s) once and one UNet (+ DPT head) per enabled task; see ``predict``."""
+
+    def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
+                 channels_last=False, max_batch_size=8, model_root=None, profile=False):
+        self._specs = specs                      # task -> VariantSpec
+        self._unets = unets                      # task -> UNet2DConditionModel
+        self._heads = heads                      # task -> DPTHead
+        self._vaes = vaes                        # (repo, subfolder) -> AutoencoderKL
+        self._conditionings = conditionings      # kind -> [1, S, D] tensor on device
+        self._device = device
+        self._dtype = dtype
+        self._vae_dtype = vae_dtype_for(dtype)
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.max_batch_size = max(1, int(max_batch_size))
+        self.model_root = model_root
+        self.profile = profile
+        self._features = {}
+        for task, spec in specs.items():
+            if spec.has_dpt_head:
+                self._install_feature_taps(task, unets[task])
+
+    @classmethod
+    def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
+                        device=None, dtype=None, allow_pickle=False, channels_last=False,
+                        torch_compile=False, max_batch_size=8, profile=False):
+        """
+        Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
+
+        Raises WeightsError for missing/corrupt/mismatched weights and ValueError for bad
+        arguments.
+        """
+        specs = {}
+        if depth_model:
+            specs['depth'] = get_variant(depth_model, task='depth')
+        if normal_model:
+            specs['normal'] = get_variant(normal_model, task='normal')
+        if not specs:
+            raise ValueError('enable at least one of depth_model and normal_model')
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        vae_dtype = vae_dtype_for(dtype)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle)
+        unets, heads, vaes, conditionings = {}, {}, {}, {}
+        for spec in specs.values():
+            if spec.conditioning not in conditionings:
+                conditionings[spec.conditioning] = empty_prompt_embedding(
+                    locator, spec.conditioning).to(device, dtype)
+            key = (spec.vae_repo, spec.vae_subfolder)
+            if key not in vaes:
+                vaes[key] = _place(load_vae(locator, *key), device, vae_dtype, memory_format)
+        for task, spec in specs.items():
+            unet = load_unet(locator, spec)
+            width = conditionings[spec.conditioning].shape[-1]
+            if unet.config.cross_attention_dim != width:
+                raise WeightsError(
+                    f'{spec.name}: UNet cross_attention_dim {unet.config.cross_attention_dim} '
+                    f'does not match the text encoder width {width}; the UNet and the SD 2.1 '
+                    'text encoder come from different model families')
+            unets[task] = _place(unet, device, dtype, memory_format)
+            if spec.has_dpt_head:
+                heads[task] = _place(load_dpt_head(locator, spec), device, dtype, memory_format)
+        gc.collect()
+        predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
+                        channels_last=channels_last, max_batch_size=max_batch_size,
+                        model_root=model_root, profile=profile)
+        if torch_compile:
+            predictor.compile_models()
+        return predictor
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def depth_variant(self):
+        """Return the depth VariantSpec, or None when depth is disabled."""
+        return self._specs.get('depth')
+
+    @property
+    def normal_variant(self):
+        """Return the normal VariantSpec, or None when normals are disabled."""
+        return self._specs.get('normal')
+
+    @property
+    def device(self):
+        """Return the torch.device everything runs on."""
+        return self._device
+
+    @property
+    def dtype(self):
+        """Return the compute dtype of the UNets and heads (the VAE uses bf16 for fp16 runs)."""
+        return self._dtype
+
+    @property
+    def tasks(self):
+        """Return the enabled tasks, e.g. ('depth', 'normal')."""
+        return tuple(self._specs)
+
+    def describe(self):
+        """Return a one-line summary for logs."""
+        names = ', '.join(f'{task}={spec.name}' for task, spec in self._specs.items())
+        return (f'GenPercept {names} on {self._device} ({DTYPE_NAMES[self._dtype]}, VAE '
+                f'{DTYPE_NAMES[self._vae_dtype]}), weights from '
+                f'{self.model_root or "the Hugging Face cache"}')
+
+    def free_memory(self):
+        """Release cached allocator memory (call after an out-of-memory error)."""
+        gc.collect()
+        if self._device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def compile_models(self, mode=None):
+        """Wrap the UNets, heads and VAE halves in ``torch.compile`` (static shapes)."""
+        for task in self._unets:
+            self._unets[task] = torch.compile(self._unets[task], mode=mode, dynamic=False)
+        for task in self._heads:
+            self._heads[task] = torch.compile(self._heads[task], mode=mode, dynamic=False)
+        for vae in self._vaes.values():
+            vae.encoder = torch.compile(vae.encoder, mode=mode, dynamic=False)
+            vae.decoder = torch.compile(vae.decoder, mode=mode, dynamic=False)
+
+    # ----------------------------------------------------------------- internals
+    def _install_feature_taps(self, task, unet):
+        store = self._features.setdefault(task, [])
+
+        def tap(_module, _inputs, output):
+            store.append(output)
+
+        for block in unet.up_blocks:
+            block.register_forward_hook(tap)
+
+    def _timestep(self, batch):
+        return torch.full((batch,), TIMESTEP, dtype=torch.long, device=self._device)
+
+    def _encode(self, vae, pixels):
+        moments = vae.quant_conv(vae.encoder(pixels))
+        return moments[:, :4] * LATENT_SCALE
+
+    def _run_task(self, task, latents, out_size, watch):
+        spec = self._specs[task]
+        unet = self._unets[task]
+        batch = latents.shape[0]
+        cond = self._conditionings[spec.conditioning].expand(batch, -1, -1)
+        sample = latents.to(self._dtype)
+        if spec.has_dpt_head:
+            store = self._features[task]
+            store.clear()
+            with watch.stage('unet'):
+                unet(sample, self._timestep(batch), encoder_hidden_states=cond)
+                features = list(store[::-1])
+                store.clear()
+            with watch.stage('head'):
+                pred = self._heads[task](features)[:, None]
+        else:
+            with watch.stage('unet'):
+                velocity = unet(sample, self._timestep(batch), encoder_hidden_states=cond).sample
+            vae = self._vaes[(spec.vae_repo, spec.vae_subfolder)]
+            with watch.stage('decode'):
+                # One beta = 1 DDIM step: x0 = -v exactly.
+                latent = (-velocity).to(self._vae_dtype) / LATENT_SCALE
+                pred = vae.decoder(vae.post_quant_conv(latent))
+        with watch.stage('postprocess'):
+            raw = postprocess(spec.postprocess, pred, spec.channel_mean, out_size)
+            result = {'raw': raw_layout(raw, spec.raw_layout)}
+            if spec.task == 'depth':
+                result['value'] = raw[:, 0]
+            else:
+                result['value'] = normals_to_optical(raw, spec.version)
+        return result
+
+    def _run_group(self, images, tasks, processing_resolution, output_resolution, watch):
+        height, width = (int(n) for n in images[0].shape[:2])
+        size = processing_size(height, width, processing_resolution)
+        out_size = (height, width) if output_resolution == 'input' else size
+        results = {}
+        versions = sorted({self._specs[task].version for task in tasks})
+        for version in versions:
+            group = [task for task in tasks if self._specs[task].version == version]
+            spec = self._specs[group[0]]
+            vae = self._vaes[(spec.vae_repo, spec.vae_subfolder)]
+            with watch.stage('preprocess'):
+                if version == 2:
+                    batch = torch.stack([torch.as_tensor(image) for image in images])
+                    batch = batch.to(self._device, non_blocking=True).permute(0, 3, 1, 2)
+                    pixels = preprocess_v2(batch, size, self._vae_dtype)
+                else:
+                    arrays = [image.cpu().numpy() if isinstance(image, torch.Tensor) else image
+                              for image in images]
+                    pixels = preprocess_v1(arrays, size, self._vae_dtype, self._device)
+                pixels = pixels.contiguous(memory_format=self._memory_format)
+            with watch.stage('encode'):
+                latents = self._encode(vae, pixels)
+            for task in group:
+                results[task] = self._run_task(task, latents, out_size, watch)
+        with watch.stage('to_host'):
+            host = {task: {key: value.cpu().numpy() for key, value in result.items()}
+                    for task, result in results.items()}
+        return size, host
+
+    @torch.inference_mode()
+    def predict(self, images, processing_resolution=DEFAULT_PROCESSING_RESOLUTION,
+                output_resolution='input', tasks=None):
+        """
+        Run the enabled tasks on a batch of RGB images and return a PredictionOutput.
+
+        ``images``: list of HxWx3 uint8 RGB arrays/tensors (tensors may already be on the
+        device) or one BxHxWx3 array/tensor. Images of equal size are batched together
+        (``max_batch_size`` at most). ``processing_resolution``: longest edge, 0 = native.
+        ``output_resolution``: 'input' (resize back, the reference default) or 'processing'.
+        ``tasks``: subset of the enabled tasks (default: all).
+        """
+        started = time.perf_counter()
+        images = _as_image_list(images)
+        if output_resolution not in OUTPUT_RESOLUTIONS:
+            raise ValueError(f'output_resolution must be one of {OUTPUT_RESOLUTIONS}, '
+                             f'got {output_resolution!r}')
+        tasks = self.tasks if tasks is None else tuple(tasks)
+        unknown = [task for task in tasks if task not in self._specs]
+        if unknown or not tasks:
+            raise ValueError(f'tasks {list(tasks)} not available; this predictor has '
+                             f'{list(self.tasks)}')
+        for image in images:
+            processing_size(image.shape[0], image.shape[1], processing_resolution)
+        watch = _Stopwatch(self._device, self.profile)
+        groups = {}
+        for index, image in enumerate(images):
+            groups.setdefault(tuple(image.shape[:2]), []).append(index)
+        per_image = [None] * len(images)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.max_batch_size):
+                chunk = indices[start:start + self.max_batch_size]
+                size, host = self._run_group([images[i] for i in chunk], tasks,
+                                             processing_resolution, output_resolution, watch)
+                for position, index in enumerate(chunk):
+                    per_image[index] = (size, {
+                        task: {key: value[position] for key, value in outputs.items()}
+                        for task, outputs in host.items()})
+        output = PredictionOutput(processing_size=[entry[0] for entry in per_image])
+        if 'depth' in tasks:
+            output.depth = [entry[1]['depth']['value'] for entry in per_image]
+            output.depth_raw = [entry[1]['depth']['raw'] for entry in per_image]
+            output.depth_kind = self._specs['depth'].output_kind
+            output.depth_variant = self._specs['depth'].name
+        if 'normal' in tasks:
+            output.normals = [entry[1]['normal']['value'] for entry in per_image]
+            output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
+            output.normal_variant = self._specs['normal'].name
+        watch.totals['total'] = time.perf_counter() - started
+        output.timings = watch.totals
+        return output

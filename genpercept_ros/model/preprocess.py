@@ -1,0 +1,93 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Input resizing and normalisation, reproducing the reference exactly.
+
+v2 resizes the uint8 image like torchvision's ``resize(..., BILINEAR, antialias=True)`` (float
+interpolation, round half to even, back to uint8) and normalises in float32; v1 resizes with PIL's
+default (bicubic) and normalises in float64. Tensors stay on their device.
+"""
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+
+def processing_size(height, width, processing_resolution):
+    """
+    Return the (height, width) the model runs at for an input of ``height`` x ``width``.
+
+    ``processing_resolution`` is the longest edge (0 = native). As in the reference the factor is
+    ``min(P / W, P / H)`` in float64 and the new sizes are truncated, so small images are
+    up-scaled too.
+    """
+    if processing_resolution is None or int(processing_resolution) < 0:
+        raise ValueError(f'processing_resolution must be >= 0, got {processing_resolution!r}')
+    processing_resolution = int(processing_resolution)
+    new_height, new_width = int(height), int(width)
+    if processing_resolution > 0:
+        factor = min(processing_resolution / width, processing_resolution / height)
+        new_height, new_width = int(height * factor), int(width * factor)
+    if new_height < 8 or new_width < 8:
+        raise ValueError(
+            f'a {height}x{width} image at processing resolution {processing_resolution} becomes '
+            f'{new_height}x{new_width}; the VAE needs at least 8 pixels per side')
+    return new_height, new_width
+
+
+def resize_like_torchvision(images, size):
+    """
+    Resize ``[B, C, H, W]`` images like ``torchvision.transforms.functional.resize``.
+
+    Bilinear, ``align_corners=False``, antialias; uint8 input is interpolated in float32 then
+    rounded half to even; other float dtypes go through float32. Same size returns the input.
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[-2:]) == size:
+        return images
+    dtype = images.dtype
+    work = images if dtype in (torch.float32, torch.float64) else images.float()
+    out = functional.interpolate(work, size=size, mode='bilinear', align_corners=False,
+                                 antialias=True)
+    if dtype == torch.uint8:
+        return out.round_().to(torch.uint8)
+    return out.to(dtype)
+
+
+def normalise_v2(images_uint8, dtype):
+    """Map uint8 ``[B, 3, H, W]`` to [-1, 1] in float32 (``x / 255 * 2 - 1``), then ``dtype``."""
+    return (images_uint8 / 255.0 * 2.0 - 1.0).to(dtype)
+
+
+def preprocess_v2(images_uint8, size, dtype):
+    """Resize (torchvision rule) and normalise a uint8 ``[B, 3, H, W]`` batch on its device."""
+    return normalise_v2(resize_like_torchvision(images_uint8, size), dtype)
+
+
+def preprocess_v1(images_hwc, size, dtype, device):
+    """
+    Resize with PIL's default filter (bicubic) and normalise in float64, like GenPercept v1.
+
+    ``images_hwc`` are uint8 HxWx3 numpy arrays (PIL needs host memory).
+    """
+    from PIL import Image
+    batch = []
+    for image in images_hwc:
+        pil = Image.fromarray(np.ascontiguousarray(image))
+        if pil.size != (size[1], size[0]):
+            pil = pil.resize((size[1], size[0]))
+        array = np.asarray(pil.convert('RGB')).transpose(2, 0, 1)
+        batch.append(array / 255.0 * 2.0 - 1.0)
+    return torch.from_numpy(np.stack(batch)).to(dtype).to(device)

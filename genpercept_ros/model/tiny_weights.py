@@ -1,0 +1,231 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Write randomly initialised checkpoints of every component in exactly the real folder layout.
+
+``make_tiny_weights(root)`` writes small-channel copies (same file names, same config keys, same
+block structure) so that tests exercise the real loading code; ``full_size=True`` writes the real
+SD 2.1 sizes with random values, for speed and memory benchmarks. The values mean nothing.
+"""
+
+import json
+from pathlib import Path
+import zlib
+
+from genpercept_ros.model import configs
+from genpercept_ros.model.variants import GENPERCEPT_MODELS_REPO
+from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
+from genpercept_ros.model.variants import REPO_FOLDERS
+from genpercept_ros.model.variants import SD21_REPO
+from genpercept_ros.model.variants import VARIANTS
+
+BOS_TOKEN = '<|startoftext|>'
+EOS_TOKEN = '<|endoftext|>'
+FULL_VOCAB_SIZE = 49408
+
+
+def _bytes_to_unicode():
+    """Return CLIP's byte -> printable character table (GPT-2 byte-level BPE alphabet)."""
+    printable = (list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1))
+                 + list(range(ord('®'), ord('ÿ') + 1)))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(code) for code in codes)))
+
+
+def tokenizer_vocab(full_size):
+    """
+    Return the token list of the test tokenizer.
+
+    The byte alphabet comes first, so "!" (the SD 2.1 pad token) is id 0 as in the real vocab;
+    BOS and EOS come last (49406 and 49407 at full size).
+    """
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + [char + '</w>' for char in alphabet]
+    if full_size:
+        tokens += [f'<|unused{index}|>' for index in range(FULL_VOCAB_SIZE - 2 - len(tokens))]
+    return tokens + [BOS_TOKEN, EOS_TOKEN]
+
+
+def _write_json(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n', encoding='utf-8')
+
+
+def _save(path, state_dict, dtype=None):
+    import torch
+    from safetensors.torch import save_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for key, value in state_dict.items():
+        value = value.detach()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous().clone()
+    save_file(tensors, str(path), metadata={'format': 'pt'})
+    return torch
+
+
+def _seed(seed, name):
+    import torch
+    torch.manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()) % 1_000_003)
+
+
+def _diffusers_config(config):
+    import diffusers
+    config = dict(config)
+    config['_diffusers_version'] = diffusers.__version__
+    return config
+
+
+def _unet_state(seed, name, full_size, with_conv_out=True):
+    from diffusers import UNet2DConditionModel
+    _seed(seed, name)
+    unet = UNet2DConditionModel.from_config(configs.unet_config(full_size))
+    state = unet.state_dict()
+    if not with_conv_out:
+        state = {key: value for key, value in state.items()
+                 if not key.startswith(('conv_out.', 'conv_norm_out.'))}
+    return state
+
+
+def write_unet(folder, seed, full_size, with_conv_out=True):
+    """Write ``folder/{config.json, diffusion_pytorch_model.safetensors}`` of one UNet."""
+    folder = Path(folder)
+    _write_json(folder / 'config.json', _diffusers_config(configs.unet_config(full_size)))
+    _save(folder / 'diffusion_pytorch_model.safetensors',
+          _unet_state(seed, folder.name, full_size, with_conv_out))
+
+
+def write_vae(folder, seed, full_size, dtype=None):
+    """Write ``folder/{config.json, diffusion_pytorch_model.safetensors}`` of the SD VAE."""
+    from diffusers import AutoencoderKL
+    folder = Path(folder)
+    _seed(seed, 'vae')
+    vae = AutoencoderKL.from_config(configs.vae_config(full_size))
+    _write_json(folder / 'config.json', _diffusers_config(configs.vae_config(full_size)))
+    _save(folder / 'diffusion_pytorch_model.safetensors', vae.state_dict(), dtype)
+
+
+def write_dpt_head(folder, seed, full_size):
+    """Write ``folder/{config.json, model.safetensors}`` of the DPT neck and head."""
+    from genpercept_ros.model.dpt_head import DPTHead
+    folder = Path(folder)
+    _seed(seed, 'dpt_head_identity')
+    head = DPTHead(configs.dpt_head_config(full_size))
+    _write_json(folder / 'config.json', configs.dpt_head_config(full_size))
+    _save(folder / 'model.safetensors', head.state_dict())
+
+
+def write_tokenizer(folder, full_size):
+    """Write a CLIP BPE tokenizer whose special tokens match SD 2.1 (pad "!")."""
+    folder = Path(folder)
+    tokens = tokenizer_vocab(full_size)
+    _write_json(folder / 'vocab.json', {token: index for index, token in enumerate(tokens)})
+    (folder / 'merges.txt').write_text('#version: 0.2\n', encoding='utf-8')
+    _write_json(folder / 'special_tokens_map.json', {
+        'bos_token': BOS_TOKEN, 'eos_token': EOS_TOKEN, 'pad_token': '!', 'unk_token': EOS_TOKEN})
+    _write_json(folder / 'tokenizer_config.json', {
+        'add_prefix_space': False, 'bos_token': BOS_TOKEN, 'do_lower_case': True,
+        'eos_token': EOS_TOKEN, 'errors': 'replace', 'model_max_length': 77,
+        'pad_token': EOS_TOKEN, 'tokenizer_class': 'CLIPTokenizer', 'unk_token': EOS_TOKEN})
+    return len(tokens)
+
+
+def write_text_encoder(folder, seed, full_size, vocab_size):
+    """
+    Write ``folder/{config.json, model.safetensors}`` of the CLIP text encoder.
+
+    Keys carry the ``text_model.`` prefix of the real SD 2.1 file (transformers 5 would drop it
+    on save), plus its ``position_ids`` buffer.
+    """
+    import torch
+    from transformers import CLIPTextConfig
+    from transformers import CLIPTextModel
+    folder = Path(folder)
+    config = configs.text_encoder_config(full_size, vocab_size=vocab_size)
+    _seed(seed, 'text_encoder')
+    model = CLIPTextModel(CLIPTextConfig.from_dict(config))
+    state = {}
+    for key, value in model.state_dict().items():
+        key = key if key.startswith('text_model.') else 'text_model.' + key
+        state[key] = value
+    positions = config['max_position_embeddings']
+    state['text_model.embeddings.position_ids'] = torch.arange(positions)[None]
+    _write_json(folder / 'config.json', config)
+    _save(folder / 'model.safetensors', state)
+
+
+def make_tiny_weights(root, full_size=False, seed=0, variants=None):
+    """
+    Write random checkpoints for ``variants`` (default: all) under ``root``; return ``root``.
+
+    Layout: ``<root>/genpercept-models/{unet_*_v2, dpt_head_identity, vae}``,
+    ``<root>/GenPercept/{unet_*_v1, vae}``, ``<root>/stable-diffusion-2-1/{vae, tokenizer,
+    text_encoder}``.
+    """
+    import torch
+    root = Path(root)
+    names = list(VARIANTS) if variants is None else list(variants)
+    specs = [VARIANTS[name] for name in names]
+    models = root / REPO_FOLDERS[GENPERCEPT_MODELS_REPO]
+    v1 = root / REPO_FOLDERS[GENPERCEPT_V1_REPO]
+    sd21 = root / REPO_FOLDERS[SD21_REPO]
+    with torch.no_grad():
+        for spec in specs:
+            folder = root / REPO_FOLDERS[spec.unet_repo] / spec.unet_subfolder
+            write_unet(folder, seed, full_size, with_conv_out=not spec.has_dpt_head)
+            if spec.has_dpt_head:
+                write_dpt_head(root / REPO_FOLDERS[spec.unet_repo] / spec.head_subfolder,
+                               seed, full_size)
+        if any(spec.version == 2 for spec in specs):
+            write_vae(models / 'vae', seed, full_size, dtype=torch.float16)
+            _write_json(models / 'model_index.json', {
+                '_class_name': 'GenPerceptPipeline', '_diffusers_version': '0.24.0',
+                'unet': ['diffusers', 'UNet2DConditionModel'],
+                'vae': ['diffusers', 'AutoencoderKL']})
+        if any(spec.version == 1 for spec in specs):
+            # The v1 repo ships the SD 2.1 VAE stored in float16.
+            write_vae(v1 / 'vae', seed, full_size, dtype=torch.float16)
+        write_vae(sd21 / 'vae', seed, full_size)
+        vocab_size = write_tokenizer(sd21 / 'tokenizer', full_size)
+        write_text_encoder(sd21 / 'text_encoder', seed, full_size, vocab_size)
+    return root
+
+
+def add_arguments(parser):
+    """Add the ``genpercept make-tiny-weights`` arguments."""
+    parser.add_argument('directory', help='model root to write (created if needed)')
+    parser.add_argument('--full-size', action='store_true',
+                        help='real SD 2.1 sizes (several GB) instead of tiny channel counts')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS), default=None,
+                        help='only these variants (default: all)')
+
+
+def run(args):
+    """Write the checkpoints and print where they went."""
+    root = make_tiny_weights(args.directory, full_size=args.full_size, seed=args.seed,
+                             variants=args.variants)
+    files = sorted(path for path in Path(root).rglob('*') if path.is_file())
+    total = sum(path.stat().st_size for path in files)
+    print(f'wrote {len(files)} files ({total / 1e6:.1f} MB) of random '
+          f'{"full-size" if args.full_size else "tiny"} weights under {root}')
+    return 0

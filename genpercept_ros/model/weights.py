@@ -1,0 +1,211 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Finding and loading GenPercept / SD 2.1 weights by explicit path, with clear errors.
+
+Files are looked up in a ``model_root`` folder that holds the Hugging Face repos by name
+(``<model_root>/genpercept-models/unet_depth_v2/...``), or, without one, through the
+``huggingface_hub`` cache (``HF_HUB_OFFLINE`` honoured). Nothing ever falls back to other weights:
+a missing, corrupt or mismatched file raises :class:`WeightsError` naming the file and the remedy.
+"""
+
+import json
+import os
+from pathlib import Path
+import shlex
+
+from genpercept_ros.model.variants import REPO_FOLDERS
+
+WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
+TRANSFORMERS_WEIGHTS_NAME = 'model.safetensors'
+CONFIG_NAME = 'config.json'
+PICKLE_SUFFIXES = ('.bin', '.ckpt', '.pt', '.pth')
+TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json')
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing, corrupt, a refused pickle, or does not fit the architecture."""
+
+
+def hub_offline():
+    """Return True when ``HF_HUB_OFFLINE`` asks huggingface_hub not to use the network."""
+    value = os.environ.get('HF_HUB_OFFLINE', '')
+    return value.strip().upper() in ('1', 'ON', 'YES', 'TRUE')
+
+
+def download_command(model_root=None, variants=()):
+    """Return the exact ``genpercept download`` command that fetches ``variants``."""
+    parts = ['genpercept', 'download']
+    if model_root is not None:
+        parts += ['--model-root', shlex.quote(str(model_root))]
+    if variants:
+        parts += ['--variants'] + [shlex.quote(v) for v in variants]
+    return ' '.join(parts)
+
+
+class WeightsLocator:
+    """
+    Resolve ``(repo_id, path in repo)`` to a local file.
+
+    ``variants`` only serves the remedy command printed in errors.
+    """
+
+    def __init__(self, model_root=None, variants=(), allow_pickle=False):
+        self.model_root = None if model_root in (None, '') else Path(model_root).expanduser()
+        self.variants = tuple(variants)
+        self.allow_pickle = bool(allow_pickle)
+        if self.model_root is not None and not self.model_root.is_dir():
+            raise WeightsError(
+                f'model root {self.model_root} does not exist or is not a folder. '
+                f'Download the weights with: {self.remedy()}')
+
+    def remedy(self):
+        """Return the command that downloads what this locator is asked for."""
+        return download_command(self.model_root, self.variants)
+
+    def local_path(self, repo_id, path_in_repo):
+        """Return where ``path_in_repo`` of ``repo_id`` lives under ``model_root``."""
+        return self.model_root / REPO_FOLDERS[repo_id] / path_in_repo
+
+    def cache_dir_for(self, repo_id):
+        """Return a writable folder next to the weights of ``repo_id``, or None (hub cache)."""
+        if self.model_root is None:
+            return None
+        return self.model_root / REPO_FOLDERS[repo_id]
+
+    def resolve(self, repo_id, path_in_repo, required=True):
+        """Return the local path of one file; raise WeightsError (or None) when absent."""
+        if self.model_root is not None:
+            path = self.local_path(repo_id, path_in_repo)
+            if path.is_file():
+                return path
+            if not required:
+                return None
+            raise WeightsError(
+                f'missing weights file {path} ({repo_id}/{path_in_repo}). '
+                f'Download it with: {self.remedy()}')
+        return self._resolve_hub(repo_id, path_in_repo, required)
+
+    def _resolve_hub(self, repo_id, path_in_repo, required):
+        try:
+            from huggingface_hub import hf_hub_download
+            return Path(hf_hub_download(
+                repo_id=repo_id, filename=path_in_repo, local_files_only=hub_offline()))
+        except Exception as error:  # noqa: B902 - every hub failure gets the same remedy
+            if not required:
+                return None
+            where = 'the offline Hugging Face cache' if hub_offline() else 'the Hugging Face hub'
+            raise WeightsError(
+                f'cannot get {repo_id}/{path_in_repo} from {where} '
+                f'({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}). '
+                f'Download it with: {self.remedy()} (or pass a model root that holds it)'
+            ) from error
+
+    def resolve_weights(self, repo_id, subfolder, filename):
+        """
+        Return the path of a weights file, preferring ``filename`` (safetensors).
+
+        A pickle checkpoint in its place is refused unless ``allow_pickle``.
+        """
+        rel = f'{subfolder}/{filename}' if subfolder else filename
+        path = self.resolve(repo_id, rel, required=False)
+        if path is not None:
+            return path
+        pickle_path = self._find_pickle(repo_id, subfolder, filename)
+        if pickle_path is not None:
+            if not self.allow_pickle:
+                raise WeightsError(
+                    f'only a pickle checkpoint {pickle_path} was found where {rel} was expected; '
+                    'pickle files can run arbitrary code and are refused. Convert it to '
+                    'safetensors, or allow it explicitly (allow_pickle=True / --allow-pickle).')
+            return pickle_path
+        return self.resolve(repo_id, rel, required=True)
+
+    def _find_pickle(self, repo_id, subfolder, filename):
+        stem = Path(filename).stem
+        stems = (stem, 'pytorch_model') if stem == 'model' else (stem,)
+        if self.model_root is not None:
+            folder = self.local_path(repo_id, subfolder or '.')
+            if not folder.is_dir():
+                return None
+            for candidate in sorted(folder.iterdir()):
+                if candidate.suffix in PICKLE_SUFFIXES and candidate.is_file():
+                    return candidate
+            return None
+        if not self.allow_pickle:
+            return None
+        for name in stems:
+            rel = f'{subfolder}/{name}.bin' if subfolder else f'{name}.bin'
+            path = self._resolve_hub(repo_id, rel, required=False)
+            if path is not None:
+                return path
+        return None
+
+
+def read_json(path):
+    """Read a JSON object file; raise WeightsError when it is not valid JSON."""
+    try:
+        with open(path, encoding='utf-8') as stream:
+            data = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise WeightsError(f'cannot read config {path}: {error}') from error
+    if not isinstance(data, dict):
+        raise WeightsError(f'config {path} is not a JSON object')
+    return data
+
+
+def load_tensors(path, allow_pickle=False):
+    """
+    Load a state dict from ``path`` (safetensors, or pickle only if allowed).
+
+    Truncated or corrupt files raise WeightsError naming the file.
+    """
+    path = Path(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise WeightsError(f'refusing pickle checkpoint {path} (allow_pickle is off)')
+        import torch
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as error:  # noqa: B902
+            raise WeightsError(f'cannot load pickle checkpoint {path}: {error}') from error
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path), device='cpu')
+    except Exception as error:  # noqa: B902 - SafetensorError, OSError, ValueError
+        raise WeightsError(
+            f'corrupt or truncated safetensors file {path} ({error}). Delete it and download '
+            'it again.') from error
+
+
+def check_state_dict(module, state_dict, source, ignore=()):
+    """Raise WeightsError unless ``state_dict`` fits ``module`` key for key, shape for shape."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected) - set(ignore))
+    mismatched = [
+        f'{key}: file {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}'
+        for key in sorted(set(expected) & set(state_dict))
+        if tuple(state_dict[key].shape) != tuple(expected[key].shape)]
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} missing keys (e.g. {", ".join(missing[:3])})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected keys (e.g. {", ".join(unexpected[:3])})')
+    if mismatched:
+        problems.append(f'{len(mismatched)} shape mismatches (e.g. {"; ".join(mismatched[:3])})')
+    if problems:
+        raise WeightsError(
+            f'{source} does not match the expected architecture: {"; ".join(problems)}')
