@@ -13,3 +13,7 @@
 # limitations under the License.
 
 """Geometry layer: numpy only (intrinsics, back-projection, scale, filters)."""
+
+from .backproject import backproject  # noqa: F401
+from .backproject import decimate  # noqa: F401
+from .intrinsics import Intrinsics  # noqa: F401

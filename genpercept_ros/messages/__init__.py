@@ -13,3 +13,25 @@
 # limitations under the License.
 
 """Message codecs: sensor_msgs messages to and from numpy arrays (no rclpy)."""
+
+from .camera_info import camera_info_to_intrinsics
+from .camera_info import intrinsics_to_camera_info
+from .camera_info import resolve_camera_info
+from .camera_info import ResolvedCameraInfo
+from .errors import CodecError
+from .image import array_to_image
+from .image import compressed_to_rgb
+from .image import depth_image_to_meters
+from .image import encoding_layout
+from .image import image_to_array
+from .image import image_to_rgb
+from .pointcloud import build_pointcloud
+from .pointcloud import cloud_fields
+from .pointcloud import pointcloud_to_xyz
+
+__all__ = [
+    'CodecError', 'ResolvedCameraInfo', 'array_to_image', 'build_pointcloud',
+    'camera_info_to_intrinsics', 'cloud_fields', 'compressed_to_rgb', 'depth_image_to_meters',
+    'encoding_layout', 'image_to_array', 'image_to_rgb', 'intrinsics_to_camera_info',
+    'pointcloud_to_xyz', 'resolve_camera_info',
+]

@@ -1,0 +1,90 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Pinhole intrinsics of one image and their behaviour under resizing and decimation."""
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """
+    Pinhole intrinsics (pixels) of an image of ``width`` x ``height`` pixels.
+
+    Pixel ``(u, v)`` is the centre of column ``u`` and row ``v`` (ROS / OpenCV convention),
+    so the ray of pixel ``(u, v)`` is ``((u - cx) / fx, (v - cy) / fy, 1)``.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def is_valid(self):
+        """Return True when focal lengths are positive and finite and the size is non-zero."""
+        values = (self.fx, self.fy, self.cx, self.cy)
+        return (all(math.isfinite(v) for v in values)
+                and self.fx > 0.0 and self.fy > 0.0
+                and int(self.width) > 0 and int(self.height) > 0)
+
+    def as_matrix(self):
+        """Return the 3x3 camera matrix K (float64)."""
+        return np.array([[self.fx, 0.0, self.cx],
+                         [0.0, self.fy, self.cy],
+                         [0.0, 0.0, 1.0]], dtype=np.float64)
+
+    def scaled(self, width, height):
+        """
+        Return the intrinsics of this image resized to ``width`` x ``height``.
+
+        Uses the pixel-centre convention of a resize that maps the image edges onto each other:
+        ``f' = f * s`` and ``c' = (c + 0.5) * s - 0.5`` with ``s = new / old`` per axis, so a
+        scene point keeps its position relative to the image borders.
+        """
+        width = int(width)
+        height = int(height)
+        if width <= 0 or height <= 0:
+            raise ValueError(f'cannot scale intrinsics to a {width}x{height} image')
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f'cannot scale intrinsics of a {self.width}x{self.height} image')
+        sx = width / self.width
+        sy = height / self.height
+        return Intrinsics(fx=self.fx * sx, fy=self.fy * sy,
+                          cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5,
+                          width=width, height=height)
+
+    def decimated(self, factor):
+        """
+        Return the intrinsics of ``image[::factor, ::factor]`` (see ``decimate``).
+
+        Pixel ``u'`` of the decimated image is pixel ``factor * u'`` of this one, hence
+        ``f' = f / factor`` and ``c' = c / factor`` (no half-pixel shift, unlike ``scaled``),
+        and the size is rounded up.
+        """
+        factor = _check_factor(factor)
+        return Intrinsics(fx=self.fx / factor, fy=self.fy / factor,
+                          cx=self.cx / factor, cy=self.cy / factor,
+                          width=-(-int(self.width) // factor),
+                          height=-(-int(self.height) // factor))
+
+
+def _check_factor(factor):
+    if isinstance(factor, bool) or int(factor) != factor or int(factor) < 1:
+        raise ValueError(f'decimation factor must be an integer >= 1, got {factor!r}')
+    return int(factor)

@@ -1,0 +1,35 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Fast message byte buffers.
+
+rosidl's ``uint8[]`` setter accepts an ``array.array('B')`` as is, while ``bytes`` or lists
+go through a per-element validation that is orders of magnitude slower
+(ros2/common_interfaces#177, ros2/rosidl_python#156).
+"""
+
+import array
+
+
+def bytes_array(buffer):
+    """Return an ``array.array('B')`` holding one copy of a contiguous buffer."""
+    data = array.array('B')
+    data.frombytes(memoryview(buffer).cast('B'))
+    return data
+
+
+def zeroed_bytes(size):
+    """Return a zero-filled ``array.array('B')`` of ``size`` bytes (repetition is a memcpy)."""
+    return array.array('B', b'\0') * int(size)
