@@ -1,0 +1,149 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``genpercept_node``: GenPercept depth, normals and point clouds for ROS 2 cameras.
+
+Subscribes (relative names, one namespace per camera; ``cameras: [a, b]`` serves ``a/...`` and
+``b/...`` from one node and batches their frames):
+  ``image`` (sensor_msgs/Image) or ``image/compressed`` (``input_transport: compressed``),
+  ``camera_info``, and for ``scale_mode: reference`` ``reference/depth`` (+
+  ``reference/camera_info``) or ``reference/points``.
+Publishes (every message carries the input image header):
+  ``depth_relative/image`` or ``disparity_relative/image`` (32FC1, unitless),
+  ``depth/image`` (32FC1 metres, NaN invalid), ``depth/camera_info``, ``depth/colored`` (rgb8),
+  ``normals/image`` (32FC3 optical-frame unit normals), ``normals/colored`` (rgb8),
+  ``points`` (organized PointCloud2), ``points_voxel`` (``voxel_size > 0``), ``scale``
+  (std_msgs/Float64MultiArray [scale, shift, inlier_ratio, residual]) and ``/diagnostics``.
+Parameters: see ``config/genpercept.yaml`` (``ros2 param describe`` shows ranges).
+
+``genpercept_node --lifecycle`` runs the same node as a managed (lifecycle) node: configure
+loads the model, activate subscribes, deactivate stops work, cleanup frees the model.
+"""
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
+
+from .node_core import NodeCore
+
+NODE_NAME = 'genpercept_node'
+LIFECYCLE_FLAG = '--lifecycle'
+
+
+class GenPerceptNode(Node):
+    """The node: loads the model at construction and serves until destroyed."""
+
+    def __init__(self, node_name=NODE_NAME, **kwargs):
+        """Declare parameters, load the model and start (raises when any of it fails)."""
+        super().__init__(node_name, **kwargs)
+        self.core = NodeCore(self)
+        self.core.load_model()
+        self.core.create_publishers()
+        self.core.activate()
+
+    def destroy_node(self):
+        """Stop the worker, then destroy the node."""
+        self.core.shutdown()
+        return super().destroy_node()
+
+
+class GenPerceptLifecycleNode(LifecycleNode):
+    """The same node as a managed node (Nav2 style)."""
+
+    def __init__(self, node_name=NODE_NAME, **kwargs):
+        """Declare and validate parameters only; the model loads on configure."""
+        super().__init__(node_name, **kwargs)
+        self.core = NodeCore(self)
+
+    def on_configure(self, state):
+        """Load the model and advertise the outputs."""
+        try:
+            self.core.load_model()
+            self.core.create_publishers()
+        except Exception as error:  # noqa: B902 - report any load failure as FAILURE
+            self.get_logger().error(f'configure failed: {error}')
+            self.core.destroy_publishers()
+            self.core.unload_model()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        """Subscribe the inputs and start the worker."""
+        self.core.activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        """Unsubscribe and stop the worker."""
+        self.core.deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        """Withdraw the outputs and free the model (and GPU memory)."""
+        self.core.destroy_publishers()
+        self.core.unload_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        """Stop everything from any state."""
+        self.core.shutdown()
+        self.core.destroy_publishers()
+        self.core.unload_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state):
+        """Stop work after an error in a transition."""
+        self.core.shutdown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        """Stop the worker, then destroy the node."""
+        self.core.shutdown()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run ``genpercept_node`` (``--lifecycle`` for the managed node); return the exit code."""
+    argv = list(sys.argv if args is None else args)
+    lifecycle = LIFECYCLE_FLAG in argv
+    argv = [arg for arg in argv if arg != LIFECYCLE_FLAG]
+    rclpy.init(args=argv)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
+    except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
+        logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.core.shutdown()
+        executor.shutdown(timeout_sec=0.5)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,204 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Output topic names and the construction of each output message of one frame."""
+
+import cv2
+import numpy as np
+from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Header
+from std_msgs.msg import MultiArrayDimension
+
+from .geometry.backproject import backproject
+from .geometry.backproject import decimate
+from .geometry.colorize import colorize_depth
+from .geometry.colorize import normals_to_rgb
+from .messages.camera_info import intrinsics_to_camera_info
+from .messages.camera_info import resolve_camera_info
+from .messages.errors import CodecError
+from .messages.image import array_to_image
+from .messages.pointcloud import build_pointcloud
+from .pipeline_filters import filter_depth
+from .pipeline_filters import normals_agreement
+from .pipeline_filters import voxel_points
+
+RELATIVE_DEPTH_TOPIC = 'depth_relative/image'
+RELATIVE_DISPARITY_TOPIC = 'disparity_relative/image'
+DEPTH_TOPIC = 'depth/image'
+DEPTH_INFO_TOPIC = 'depth/camera_info'
+DEPTH_COLORED_TOPIC = 'depth/colored'
+NORMALS_TOPIC = 'normals/image'
+NORMALS_COLORED_TOPIC = 'normals/colored'
+POINTS_TOPIC = 'points'
+POINTS_VOXEL_TOPIC = 'points_voxel'
+SCALE_TOPIC = 'scale'
+
+SCALE_LAYOUT_LABEL = 'scale,shift,inlier_ratio,residual'
+
+_METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, POINTS_TOPIC,
+                  POINTS_VOXEL_TOPIC, SCALE_TOPIC)
+_CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC)
+_NORMAL_TOPICS = (NORMALS_TOPIC, NORMALS_COLORED_TOPIC)
+
+
+def relative_topic(depth_kind):
+    """Return the topic of the unitless prediction: depth or disparity, never metres."""
+    return RELATIVE_DISPARITY_TOPIC if depth_kind == 'relative_disparity' else RELATIVE_DEPTH_TOPIC
+
+
+def output_topics(depth_kind, has_normals):
+    """Return every topic a predictor with these outputs produces, in publishing order."""
+    topics = ()
+    if depth_kind is not None:
+        topics += (relative_topic(depth_kind),) + _METRIC_TOPICS
+    if has_normals:
+        topics += _NORMAL_TOPICS
+    return topics
+
+
+def topics_needing(wanted, depth_kind, has_normals, settings):
+    """Return the predictor tasks (subset of 'depth', 'normal') that ``wanted`` topics need."""
+    wanted = set(wanted)
+    tasks = ()
+    if depth_kind is not None and wanted & set(output_topics(depth_kind, False)):
+        tasks += ('depth',)
+    if has_normals and (wanted & set(_NORMAL_TOPICS) or (
+            'depth' in tasks and settings.cloud_normals and POINTS_TOPIC in wanted)):
+        tasks += ('normal',)
+    return tasks
+
+
+def scale_message(report):
+    """Return the Float64MultiArray ``[scale, shift, inlier_ratio, residual]`` of a report."""
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=SCALE_LAYOUT_LABEL, size=4, stride=4)]
+    msg.data = report.as_list()
+    return msg
+
+
+def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals):
+    """
+    Fill ``result.outputs`` with the ``wanted`` messages of one frame.
+
+    ``relative`` (HxW float32) and ``normals`` (HxWx3 float32, optical frame) are the
+    prediction at the output resolution, or None when not predicted.
+    """
+    wanted = set(wanted)
+    outputs = result.outputs
+    header = Header(stamp=frame.header.stamp, frame_id=settings.frame_id or frame.header.frame_id)
+    grid = relative if relative is not None else normals
+    if grid is None:
+        return
+    height, width = grid.shape[:2]
+
+    if relative is not None and relative_topic(depth_kind) in wanted:
+        outputs[relative_topic(depth_kind)] = array_to_image(
+            np.asarray(relative, dtype=np.float32), '32FC1', header)
+    if normals is not None:
+        if NORMALS_TOPIC in wanted:
+            outputs[NORMALS_TOPIC] = array_to_image(
+                np.asarray(normals, dtype=np.float32), '32FC3', header)
+        if NORMALS_COLORED_TOPIC in wanted:
+            outputs[NORMALS_COLORED_TOPIC] = array_to_image(normals_to_rgb(normals), 'rgb8',
+                                                            header)
+    needs_metric = bool(wanted & set(_METRIC_TOPICS))
+    if relative is None or not needs_metric:
+        return
+
+    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, *_CLOUD_TOPICS})
+                        or settings.scale_mode == 'reference' or settings.depth_normals_check)
+    intrinsics = None
+    if needs_intrinsics:
+        intrinsics = _output_intrinsics(frame, width, height, result.problems)
+
+    depth_m, report = scale_state.metric_depth(relative, depth_kind, frame.header, intrinsics,
+                                               settings, result.problems)
+    result.scale = report
+    depth_m = filter_depth(depth_m, relative, depth_kind, settings)
+
+    if DEPTH_TOPIC in wanted:
+        outputs[DEPTH_TOPIC] = array_to_image(depth_m, '32FC1', header)
+    if DEPTH_INFO_TOPIC in wanted and intrinsics is not None:
+        outputs[DEPTH_INFO_TOPIC] = intrinsics_to_camera_info(intrinsics, header,
+                                                              frame.camera_info)
+    if DEPTH_COLORED_TOPIC in wanted:
+        vmin, vmax = _colour_range(depth_m, report, settings)
+        outputs[DEPTH_COLORED_TOPIC] = array_to_image(colorize_depth(depth_m, vmin, vmax),
+                                                      'rgb8', header)
+    if SCALE_TOPIC in wanted:
+        outputs[SCALE_TOPIC] = scale_message(report)
+    if intrinsics is None:
+        return
+    if settings.depth_normals_check and normals is not None:
+        result.normals_agreement_deg = normals_agreement(depth_m, intrinsics, normals)
+    if wanted & set(_CLOUD_TOPICS):
+        _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals)
+
+
+def _output_intrinsics(frame, width, height, problems):
+    """Return the intrinsics of the output grid, or None with a problem explaining why."""
+    if frame.camera_info is None:
+        problems.append(('camera_info', 'no camera_info received yet: publishing depth '
+                         'without depth/camera_info and point clouds'))
+        return None
+    image_height, image_width = frame.rgb.shape[:2]
+    try:
+        resolved = resolve_camera_info(frame.camera_info, image_width, image_height)
+    except CodecError as error:
+        problems.append(('camera_info', f'{error}: publishing depth without '
+                         'depth/camera_info and point clouds'))
+        return None
+    if resolved.rescaled and not np.isclose(resolved.scale_x, resolved.scale_y, rtol=1e-3):
+        problems.append(('camera_info_size', (
+            f'camera_info describes a {resolved.info_width}x{resolved.info_height} image but '
+            f'the image is {image_width}x{image_height} (aspect ratio differs): intrinsics '
+            'rescaled per axis')))
+    intrinsics = resolved.intrinsics
+    if (intrinsics.width, intrinsics.height) != (width, height):
+        intrinsics = intrinsics.scaled(width, height)
+    return intrinsics
+
+
+def _colour_range(depth_m, report, settings):
+    """Return the colour range: [near_m, far_m] for assumed scales, else the 2-98 % span."""
+    if report.source in ('assumed', 'fallback'):
+        return settings.near_m, settings.far_m
+    finite = depth_m[np.isfinite(depth_m)]
+    if finite.size == 0:
+        return settings.near_m, settings.far_m
+    low, high = np.percentile(finite, (2.0, 98.0))
+    return float(low), float(max(high, low + 1e-6))
+
+
+def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals):
+    height, width = depth_m.shape
+    factor = settings.cloud_decimation
+    xyz = backproject(decimate(depth_m, factor), intrinsics.decimated(factor))
+    rgb = None
+    if settings.cloud_color:
+        rgb = frame.rgb
+        if rgb.shape[:2] != (height, width):
+            shrinking = rgb.shape[0] > height
+            rgb = cv2.resize(rgb, (width, height),
+                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        rgb = decimate(rgb, factor)
+    cloud_normals = None
+    if settings.cloud_normals and normals is not None:
+        cloud_normals = decimate(normals, factor)
+    if POINTS_TOPIC in wanted:
+        outputs[POINTS_TOPIC] = build_pointcloud(header, xyz, rgb=rgb, normals=cloud_normals)
+    if POINTS_VOXEL_TOPIC in wanted and settings.voxel_size > 0:
+        voxel_xyz, voxel_rgb = voxel_points(xyz, rgb, settings.voxel_size)
+        outputs[POINTS_VOXEL_TOPIC] = build_pointcloud(header, voxel_xyz[None], rgb=None
+                                                       if voxel_rgb is None else voxel_rgb[None])

@@ -1,0 +1,251 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The node's parameters: names, defaults, ranges and descriptions, in one table.
+
+The node declares its ROS parameters from :data:`PARAMETERS`, the offline tools take their
+defaults from it and :func:`validate_parameters` checks a complete set of values (ranges,
+choices and the rules that span several parameters). No rclpy here.
+"""
+
+from dataclasses import dataclass
+import math
+import re
+
+from .model.variants import DEPTH_VARIANTS
+from .model.variants import NORMAL_VARIANTS
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """
+    One node parameter.
+
+    The type follows ``default`` (bool, int, float, str or list of str). ``minimum`` and
+    ``maximum`` bound numbers (inclusive unless ``strictly_positive``); ``choices`` lists the
+    allowed strings; ``read_only`` parameters can only be set at startup.
+    """
+
+    name: str
+    default: object
+    description: str
+    minimum: float = None
+    maximum: float = None
+    choices: tuple = ()
+    read_only: bool = False
+    strictly_positive: bool = False
+
+    @property
+    def kind(self):
+        """Return the value type name: 'bool', 'int', 'float', 'str' or 'str_array'."""
+        if isinstance(self.default, bool):
+            return 'bool'
+        if isinstance(self.default, int):
+            return 'int'
+        if isinstance(self.default, float):
+            return 'float'
+        if isinstance(self.default, str):
+            return 'str'
+        return 'str_array'
+
+    def check(self, value):
+        """Return ``value`` as this parameter's type; raise ValueError with the reason."""
+        kind = self.kind
+        if kind == 'bool':
+            if not isinstance(value, bool):
+                raise ValueError(f'`{self.name}` must be true or false, got {value!r}.')
+            return value
+        if kind in ('int', 'float'):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f'`{self.name}` must be a number, got {value!r}.')
+            if kind == 'int' and float(value) != int(value):
+                raise ValueError(f'`{self.name}` must be an integer, got {value!r}.')
+            number = int(value) if kind == 'int' else float(value)
+            if not math.isfinite(number):
+                raise ValueError(f'`{self.name}` must be finite, got {value!r}.')
+            if self.strictly_positive and number <= 0:
+                raise ValueError(f'`{self.name}` must be > 0, got {value!r}.')
+            if self.minimum is not None and number < self.minimum:
+                raise ValueError(f'`{self.name}` must be >= {self.minimum}, got {value!r}.')
+            if self.maximum is not None and number > self.maximum:
+                raise ValueError(f'`{self.name}` must be <= {self.maximum}, got {value!r}.')
+            return number
+        if kind == 'str':
+            if not isinstance(value, str):
+                raise ValueError(f'`{self.name}` must be a string, got {value!r}.')
+            if self.choices and value not in self.choices:
+                allowed = ', '.join(repr(choice) for choice in self.choices)
+                raise ValueError(f'`{self.name}` must be one of {allowed}, got {value!r}.')
+            return value
+        if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+            raise ValueError(f'`{self.name}` must be a list of strings, got {value!r}.')
+        return list(value)
+
+
+_RELIABILITIES = ('best_effort', 'reliable')
+
+PARAMETERS = (
+    # Model (read at startup / lifecycle configure).
+    ParameterSpec('model_root', '',
+                  'Folder with the weights written by `genpercept download --model-root DIR`; '
+                  "'' uses the Hugging Face cache.", read_only=True),
+    ParameterSpec('depth_model', 'depth-v2',
+                  "Depth variant; '' disables depth (and metric depth, clouds).",
+                  choices=DEPTH_VARIANTS + ('',), read_only=True),
+    ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
+                  choices=NORMAL_VARIANTS + ('',), read_only=True),
+    ParameterSpec('device', 'auto',
+                  "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
+                  read_only=True),
+    ParameterSpec('dtype', 'auto', "'auto' (bf16 on cuda, fp32 on cpu), 'fp32', 'fp16', 'bf16'.",
+                  choices=('auto', 'fp32', 'fp16', 'bf16'), read_only=True),
+    ParameterSpec('allow_pickle', False,
+                  'Allow loading pickle (.bin/.ckpt) checkpoints; only for weights you trust.',
+                  read_only=True),
+    # Inference.
+    ParameterSpec('processing_resolution', 768,
+                  'Longest image edge fed to the model, in pixels; 0 = native resolution.',
+                  minimum=0, maximum=4096),
+    ParameterSpec('output_resolution', 'input',
+                  "'input': outputs at the camera resolution; 'processing': at the model's.",
+                  choices=('input', 'processing')),
+    # Input and frames.
+    ParameterSpec('input_transport', 'raw',
+                  "'raw' subscribes `image` (Image); 'compressed' `image/compressed`.",
+                  choices=('raw', 'compressed'), read_only=True),
+    ParameterSpec('frame_id', '', "Output frame_id; '' keeps the input image's frame_id."),
+    ParameterSpec('cameras', [],
+                  'Camera namespaces served by this node, e.g. [front, left] -> front/image, '
+                  'front/depth/image, ...; [] = one camera on relative topics.', read_only=True),
+    ParameterSpec('batch_window_ms', 10.0,
+                  'Frames of different cameras arriving within this window are batched.',
+                  minimum=0.0, maximum=1000.0),
+    # Metric scale.
+    ParameterSpec('scale_mode', 'range',
+                  "'range': map relative output onto [near_m, far_m] (assumed scale); "
+                  "'fixed': depth_scale/depth_shift; 'reference': fit to a metric reference.",
+                  choices=('range', 'fixed', 'reference')),
+    ParameterSpec('near_m', 0.5, 'Nearest depth of the range mapping, metres.',
+                  maximum=10000.0, strictly_positive=True),
+    ParameterSpec('far_m', 10.0, 'Farthest depth of the range mapping, metres.',
+                  maximum=10000.0, strictly_positive=True),
+    ParameterSpec('depth_scale', 1.0,
+                  "'fixed' mode scale: depth = s r + t (disparity variants: 1/depth = s r + t).",
+                  maximum=1.0e6, strictly_positive=True),
+    ParameterSpec('depth_shift', 0.0, "'fixed' mode shift t (metres, or 1/m for disparity).",
+                  minimum=-1.0e6, maximum=1.0e6),
+    ParameterSpec('reference_type', 'depth',
+                  "'reference' mode input: 'depth' (reference/depth Image, 32FC1 m or 16UC1 mm, "
+                  "with reference/camera_info) or 'points' (reference/points PointCloud2 in the "
+                  'camera optical frame).', choices=('depth', 'points'), read_only=True),
+    ParameterSpec('reference_time_tolerance_s', 0.05,
+                  'Largest stamp difference between an image and the reference paired with it.',
+                  minimum=0.0, maximum=10.0),
+    ParameterSpec('fit_min_points', 50, 'Fewest reference points for a scale fit.',
+                  minimum=3, maximum=10000000),
+    ParameterSpec('fit_min_inlier_ratio', 0.5, 'Fits with a lower inlier ratio are rejected.',
+                  minimum=0.0, maximum=1.0),
+    ParameterSpec('scale_smoothing', 0.5,
+                  'Exponential smoothing of successive fits: 0 = none, towards 1 = slower.',
+                  minimum=0.0, maximum=0.99),
+    ParameterSpec('hold_last_fit_s', 5.0,
+                  'Keep using the last good fit this long before falling back to range.',
+                  minimum=0.0, maximum=3600.0),
+    # Depth and cloud filters.
+    ParameterSpec('min_range_m', 0.0, 'Metric depth below this is NaN; 0 = off.',
+                  minimum=0.0, maximum=10000.0),
+    ParameterSpec('max_range_m', 0.0, 'Metric depth above this is NaN; 0 = off.',
+                  minimum=0.0, maximum=10000.0),
+    ParameterSpec('flying_pixel_threshold', 0.0,
+                  'NaN pixels whose depth jumps by more than this fraction of their depth to a '
+                  'neighbour (depth discontinuities); 0 = off.', minimum=0.0, maximum=10.0),
+    ParameterSpec('far_saturation_nan', False,
+                  'NaN pixels where the relative output is saturated at its far end (sky).'),
+    ParameterSpec('cloud_decimation', 1, 'Keep every N-th row and column in `points`.',
+                  minimum=1, maximum=64),
+    ParameterSpec('cloud_color', True, 'Add the packed `rgb` field to `points`.'),
+    ParameterSpec('cloud_normals', True,
+                  'Add normal_x/normal_y/normal_z (model normals) to `points`.'),
+    ParameterSpec('voxel_size', 0.0,
+                  'Voxel edge in metres for the extra unorganized `points_voxel`; 0 = off.',
+                  minimum=0.0, maximum=100.0),
+    ParameterSpec('depth_normals_check', False,
+                  'Compare model normals with normals from the metric depth (diagnostics).'),
+    # QoS and diagnostics.
+    ParameterSpec('input_reliability', 'best_effort', 'Input subscriptions reliability.',
+                  choices=_RELIABILITIES, read_only=True),
+    ParameterSpec('input_depth', 1, 'Input subscriptions keep-last depth.',
+                  minimum=1, maximum=100, read_only=True),
+    ParameterSpec('output_reliability', 'reliable', 'Output publishers reliability.',
+                  choices=_RELIABILITIES, read_only=True),
+    ParameterSpec('output_depth', 1, 'Output publishers keep-last depth.',
+                  minimum=1, maximum=100, read_only=True),
+    ParameterSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds.',
+                  minimum=0.1, maximum=60.0, read_only=True),
+)
+
+PARAMETER_SPECS = {spec.name: spec for spec in PARAMETERS}
+DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
+
+_DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+|mps)$')
+_CAMERA_PATTERN = re.compile(r'^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$')
+
+
+def validate_parameters(values):
+    """
+    Return a complete, type-checked copy of ``values`` (defaults filled in).
+
+    Raises ``ValueError`` naming the parameter and the reason, for out-of-range values, unknown
+    choices, unknown names and inconsistent combinations (e.g. ``near_m >= far_m``).
+    """
+    unknown = sorted(set(values) - set(PARAMETER_SPECS))
+    if unknown:
+        raise ValueError(f'Unknown parameter(s): {", ".join(unknown)}.')
+    checked = {name: spec.check(values.get(name, spec.default))
+               for name, spec in PARAMETER_SPECS.items()}
+    if not _DEVICE_PATTERN.match(checked['device']):
+        raise ValueError(
+            f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {checked['device']!r}.")
+    if not checked['depth_model'] and not checked['normal_model']:
+        raise ValueError('`depth_model` and `normal_model` are both empty: nothing to run.')
+    if checked['near_m'] >= checked['far_m']:
+        raise ValueError(
+            f"`near_m` ({checked['near_m']}) must be smaller than `far_m` ({checked['far_m']}).")
+    low, high = checked['min_range_m'], checked['max_range_m']
+    if low > 0 and high > 0 and low >= high:
+        raise ValueError(f'`min_range_m` ({low}) must be smaller than `max_range_m` ({high}).')
+    cameras = checked['cameras']
+    for camera in cameras:
+        if not _CAMERA_PATTERN.match(camera):
+            raise ValueError(
+                f'`cameras` entry {camera!r} is not a valid relative namespace '
+                '(letters, digits, _ and /, starting with a letter).')
+    if len(set(cameras)) != len(cameras):
+        raise ValueError(f'`cameras` lists a namespace twice: {cameras}.')
+    return checked
+
+
+def resolve_device(requested, cuda_available):
+    """Return the torch device for ``requested`` ('auto' -> 'cuda' when available, else 'cpu')."""
+    if requested == 'auto':
+        return 'cuda' if cuda_available else 'cpu'
+    return requested
+
+
+def resolve_dtype(requested, device):
+    """Return the dtype name for ``requested`` ('auto' -> 'bf16' on cuda, 'fp32' elsewhere)."""
+    if requested == 'auto':
+        return 'bf16' if str(device).startswith('cuda') else 'fp32'
+    return requested
