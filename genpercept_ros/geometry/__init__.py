@@ -16,4 +16,24 @@
 
 from .backproject import backproject  # noqa: F401
 from .backproject import decimate  # noqa: F401
+from .colorize import colorize_depth  # noqa: F401
+from .colorize import normals_to_rgb  # noqa: F401
+from .filters import apply_range_limits  # noqa: F401
+from .filters import mask_far_saturation  # noqa: F401
+from .filters import remove_flying_pixels  # noqa: F401
+from .filters import voxel_downsample  # noqa: F401
 from .intrinsics import Intrinsics  # noqa: F401
+from .normals import angular_agreement  # noqa: F401
+from .normals import genpercept_to_optical  # noqa: F401
+from .normals import normals_from_depth  # noqa: F401
+from .scale import affine_to_metric  # noqa: F401
+from .scale import fit_scale_shift  # noqa: F401
+from .scale import relative_to_metric  # noqa: F401
+from .scale import ScaleShiftFit  # noqa: F401
+from .scale import space_for_kind  # noqa: F401
+from .scale_reference import reference_from_depth_image  # noqa: F401
+from .scale_reference import reference_from_points  # noqa: F401
+from .scale_tracking import ReferenceBuffer  # noqa: F401
+from .scale_tracking import ScaleDecision  # noqa: F401
+from .scale_tracking import ScaleSmoother  # noqa: F401
+from .scale_tracking import ScaleTracker  # noqa: F401
