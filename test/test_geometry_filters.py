@@ -151,3 +151,27 @@ def test_voxel_downsample_edge_cases():
         voxel_downsample(np.zeros((3, 3)), 0.0)
     with pytest.raises(ValueError, match='`xyz`'):
         voxel_downsample(np.zeros((3, 2)), 0.1)
+
+
+def test_voxel_downsample_rgb_averages_colours_with_the_points():
+    points, expected = _clustered_cloud()
+    rgb = np.zeros((200, 3), dtype=np.uint8)
+    rgb[:, 0] = np.repeat([10, 20, 30, 40], 50)
+    rgb[::2, 1] = 100  # half of each cluster: mean 50
+    rgb[:, 2] = 255
+    paths = [False] + ([True] if filters.open3d_available() else [])
+    for use_open3d in paths:
+        out, colours = filters.voxel_downsample_rgb(points, rgb, 1.0, use_open3d=use_open3d)
+        assert colours.dtype == np.uint8 and colours.shape == (4, 3)
+        order = np.argsort(colours[:, 0])
+        np.testing.assert_allclose(out[order], expected, atol=1e-6)
+        np.testing.assert_array_equal(colours[order], [[10, 50, 255], [20, 50, 255],
+                                                       [30, 50, 255], [40, 50, 255]])
+    with pytest.raises(ValueError, match='`rgb`'):
+        filters.voxel_downsample_rgb(points, rgb[:10], 1.0)
+
+
+def test_voxel_grid_too_large_for_one_integer_key_still_works():
+    points = np.array([[0.0, 0.0, 0.0], [1e6, 1e6, 1e6], [1e6, 1e6, 1e6], [5.0, 1e6, 0.0]])
+    out = voxel_downsample(points, 1e-4, use_open3d=False)
+    np.testing.assert_allclose(_sorted_rows(out), _sorted_rows(points[[0, 1, 3]]))

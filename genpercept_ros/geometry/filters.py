@@ -24,8 +24,8 @@ import math
 from genpercept_ros.geometry.backproject import decimate
 import numpy as np
 
-__all__ = ['apply_range_limits', 'decimate', 'mask_far_saturation', 'remove_flying_pixels',
-           'voxel_downsample', 'open3d_available']
+__all__ = ['apply_range_limits', 'decimate', 'mask_far_saturation', 'open3d_available',
+           'remove_flying_pixels', 'voxel_downsample', 'voxel_downsample_rgb']
 
 _OPEN3D = []
 
@@ -109,38 +109,81 @@ def voxel_downsample(xyz, voxel_size, use_open3d=None):
     minus half a voxel). ``use_open3d``: True requires open3d, False forces the numpy path,
     None uses open3d when it imports. Both give the same voxels; point order is unspecified.
     """
+    return _voxel_downsample(xyz, None, voxel_size, use_open3d)[0]
+
+
+def voxel_downsample_rgb(xyz, rgb, voxel_size, use_open3d=None):
+    """
+    Like :func:`voxel_downsample`, also averaging colours; returns ``(points, rgb)``.
+
+    ``rgb`` is uint8 with one (r, g, b) per point of ``xyz`` ((N, 3) or (H, W, 3)); the result
+    is (M, 3) float32 points and (M, 3) uint8 mean colours (rounded), in the same order.
+    """
+    return _voxel_downsample(xyz, rgb, voxel_size, use_open3d)
+
+
+def _voxel_downsample(xyz, rgb, voxel_size, use_open3d):
     size = _non_negative('voxel_size', voxel_size)
     if size == 0:
         raise ValueError('`voxel_size` must be positive, got 0.')
     points = np.asarray(xyz, dtype=np.float64)
     if points.ndim < 2 or points.shape[-1] != 3:
         raise ValueError(f'`xyz` must have shape (N, 3) or (H, W, 3), got {points.shape}.')
+    colours = None
+    if rgb is not None:
+        colours = np.asarray(rgb)
+        if colours.shape != points.shape:
+            raise ValueError(f'`rgb` {colours.shape} must have the shape of `xyz` '
+                             f'{points.shape}.')
+        colours = colours.reshape(-1, 3).astype(np.float64)
     points = points.reshape(-1, 3)
-    points = points[np.isfinite(points).all(axis=1)]
+    finite = np.isfinite(points).all(axis=1)
+    points = points[finite]
+    colours = None if colours is None else colours[finite]
+    empty_rgb = None if rgb is None else np.zeros((0, 3), dtype=np.uint8)
     if points.shape[0] == 0:
-        return np.zeros((0, 3), dtype=np.float32)
+        return np.zeros((0, 3), dtype=np.float32), empty_rgb
     o3d = _open3d() if use_open3d is not False else None
     if use_open3d and o3d is None:
         raise RuntimeError('open3d was requested for voxel_downsample but does not import; '
                            'install open3d (and libusb-1.0-0) or pass use_open3d=False.')
     if o3d is not None:
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-        return np.asarray(cloud.voxel_down_sample(size).points, dtype=np.float32)
-    return _voxel_mean(points, size)
+        if colours is not None:
+            cloud.colors = o3d.utility.Vector3dVector(colours / 255.0)
+        down = cloud.voxel_down_sample(size)
+        out_points = np.asarray(down.points, dtype=np.float32)
+        if colours is None:
+            return out_points, None
+        return out_points, _to_uint8(np.asarray(down.colors) * 255.0)
+    values = points if colours is None else np.concatenate([points, colours], axis=1)
+    means = _voxel_mean(points, values, size)
+    if colours is None:
+        return means.astype(np.float32), None
+    return means[:, :3].astype(np.float32), _to_uint8(means[:, 3:])
 
 
-def _voxel_mean(points, size):
+def _voxel_mean(points, values, size):
+    """Mean of ``values`` rows over the voxel of each point (Open3D's grid anchoring)."""
     origin = points.min(axis=0) - 0.5 * size
     cells = np.floor((points - origin) / size).astype(np.int64)
     extent = cells.max(axis=0) + 1
-    keys = (cells[:, 2] * extent[1] + cells[:, 1]) * extent[0] + cells[:, 0]
-    unique, inverse = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inverse, minlength=unique.size).astype(np.float64)
-    means = np.empty((unique.size, 3), dtype=np.float64)
-    for axis in range(3):
-        means[:, axis] = np.bincount(inverse, weights=points[:, axis],
-                                     minlength=unique.size) / counts
-    return means.astype(np.float32)
+    if float(extent[0]) * float(extent[1]) * float(extent[2]) < 2.0 ** 62:
+        keys = (cells[:, 2] * extent[1] + cells[:, 1]) * extent[0] + cells[:, 0]
+        unique, inverse = np.unique(keys, return_inverse=True)
+    else:  # a single integer key would overflow: compare the cell rows instead
+        unique, inverse = np.unique(cells, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse, minlength=len(unique)).astype(np.float64)
+    means = np.empty((len(unique), values.shape[1]), dtype=np.float64)
+    for column in range(values.shape[1]):
+        means[:, column] = np.bincount(inverse, weights=values[:, column],
+                                       minlength=len(unique)) / counts
+    return means
+
+
+def _to_uint8(values):
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def _open3d():
