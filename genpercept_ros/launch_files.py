@@ -57,7 +57,7 @@ def _section_matches(key, node_name, namespace):
     key = str(key)
     if '/' not in key and '*' not in key:
         return key == node_name
-    full_name = '/'.join(part for part in ('', namespace.strip('/'), node_name) if part != '')
+    full_name = '/' + '/'.join(part for part in (namespace.strip('/'), node_name) if part)
     regex = ''
     for token in key.strip('/').split('/'):
         if token == '**':
