@@ -25,8 +25,10 @@ import array
 
 def bytes_array(buffer):
     """Return an ``array.array('B')`` holding one copy of a contiguous buffer."""
+    view = memoryview(buffer)
     data = array.array('B')
-    data.frombytes(memoryview(buffer).cast('B'))
+    if view.nbytes:
+        data.frombytes(view.cast('B'))
     return data
 
 

@@ -57,6 +57,8 @@ RGB_ENCODINGS = tuple(sorted(_TO_RGB))
 
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# Compressed images declaring more pixels than this are refused before decoding (16384^2/4).
+DEFAULT_MAX_PIXELS = 1 << 26
 _IS_BIGENDIAN = 1 if sys.byteorder == 'big' else 0
 
 
@@ -148,14 +150,16 @@ def image_to_rgb(msg):
                          f'{error}') from None
 
 
-def compressed_to_rgb(msg):
+def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
     """
     Decode a sensor_msgs/CompressedImage (jpeg or png) to an (H, W, 3) uint8 RGB array.
 
     ``format`` must name jpeg/jpg or png (e.g. ``'jpeg'`` or ``'bgr8; jpeg compressed bgr8'``);
     an empty format is accepted when the data starts with a JPEG or PNG signature.
-    ``compressedDepth`` payloads, other formats, data that does not match the format and
-    corrupt or truncated streams raise CodecError.
+    ``compressedDepth`` payloads, other formats, data that does not match the format,
+    corrupt or truncated streams and images whose header declares more than ``max_pixels``
+    pixels (checked before decoding, so a tiny message cannot make us allocate gigabytes)
+    raise CodecError.
     """
     fmt = msg.format if isinstance(msg.format, str) else ''
     lowered = fmt.lower()
@@ -186,13 +190,56 @@ def compressed_to_rgb(msg):
     end_marker = b'\xff\xd9' if kind == 'jpeg' else b'IEND'
     if end_marker not in tail:
         raise CodecError(f'truncated {kind} data ({data.size} bytes): no end-of-image marker')
+    width, height = (_jpeg_size if kind == 'jpeg' else _png_size)(data)
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise CodecError(f'{kind} header declares a {width}x{height} image (limit '
+                         f'{max_pixels} pixels)')
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as error:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): {error}') from None
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): decoding failed')
+    if bgr.shape[:2] != (height, width):
+        raise CodecError(f'corrupt {kind} data: header says {width}x{height}, decoded '
+                         f'{bgr.shape[1]}x{bgr.shape[0]}')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _png_size(data):
+    """Return (width, height) from the IHDR chunk that must follow the PNG signature."""
+    if data.size < 24 or data[12:16].tobytes() != b'IHDR':
+        raise CodecError('corrupt png data: no IHDR chunk after the signature')
+    return (int.from_bytes(data[16:20].tobytes(), 'big'),
+            int.from_bytes(data[20:24].tobytes(), 'big'))
+
+
+def _jpeg_size(data):
+    """Return (width, height) from the first start-of-frame segment of a JPEG stream."""
+    raw = data.tobytes()
+    position = 2
+    while position + 4 <= len(raw):
+        if raw[position] != 0xFF:
+            raise CodecError(f'corrupt jpeg data: expected a marker at byte {position}')
+        marker = raw[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if 0xD0 <= marker <= 0xD9 or marker == 0x01:
+            position += 2
+            continue
+        length = int.from_bytes(raw[position + 2:position + 4], 'big')
+        if length < 2:
+            raise CodecError(f'corrupt jpeg data: segment length {length} at byte {position}')
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if position + 9 > len(raw):
+                break
+            return (int.from_bytes(raw[position + 7:position + 9], 'big'),
+                    int.from_bytes(raw[position + 5:position + 7], 'big'))
+        if marker == 0xDA:
+            break
+        position += 2 + length
+    raise CodecError('corrupt jpeg data: no frame header (SOF) before the image data')
 
 
 def array_to_image(array, encoding, header=None):

@@ -1,0 +1,216 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""PointCloud2 building and reading, checked against independent decoders and geometry."""
+
+import array
+
+from genpercept_ros.geometry import backproject
+from genpercept_ros.geometry import Intrinsics
+from genpercept_ros.messages import build_pointcloud
+from genpercept_ros.messages import CodecError
+from genpercept_ros.messages import pointcloud_to_xyz
+import numpy as np
+import pytest
+from sensor_msgs.msg import PointCloud2
+from sensor_msgs.msg import PointField
+from std_msgs.msg import Header
+
+RNG = np.random.default_rng(11)
+H, W = 6, 9
+FX, FY, CX, CY = 30.0, 32.0, 4.5, 2.75
+DEPTH = RNG.uniform(0.4, 6.0, size=(H, W)).astype(np.float32)
+DEPTH[1, 2] = np.nan
+DEPTH[3, 4] = 0.0
+RGB = RNG.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+NORMALS = RNG.standard_normal((H, W, 3)).astype(np.float32)
+NORMALS /= np.linalg.norm(NORMALS, axis=2, keepdims=True)
+NORMALS[5, 5] = np.nan
+NUMPY_TYPES = {PointField.INT8: 'i1', PointField.UINT8: 'u1', PointField.INT16: 'i2',
+               PointField.UINT16: 'u2', PointField.INT32: 'i4', PointField.UINT32: 'u4',
+               PointField.FLOAT32: 'f4', PointField.FLOAT64: 'f8'}
+
+
+def structured_dtype(msg):
+    """Decode layout built only from the message's PointField list (as a consumer does)."""
+    endian = '>' if msg.is_bigendian else '<'
+    return np.dtype({'names': [f.name for f in msg.fields],
+                     'formats': [endian + NUMPY_TYPES[f.datatype] for f in msg.fields],
+                     'offsets': [f.offset for f in msg.fields], 'itemsize': msg.point_step})
+
+
+def decode(msg):
+    return np.frombuffer(bytes(msg.data), dtype=structured_dtype(msg)).reshape(
+        msg.height, msg.width)
+
+
+def pinhole(u, v, z):
+    if not np.isfinite(z) or z <= 0:
+        return [np.nan] * 3
+    return [(u - CX) * z / FX, (v - CY) * z / FY, z]
+
+
+def cloud(rgb=True, normals=True):
+    xyz = backproject(DEPTH, Intrinsics(FX, FY, CX, CY, W, H))
+    return build_pointcloud(Header(frame_id='camera_optical'), xyz,
+                            RGB if rgb else None, NORMALS if normals else None)
+
+
+@pytest.mark.parametrize('rgb,normals,names,step', [
+    (False, False, ['x', 'y', 'z'], 12),
+    (True, False, ['x', 'y', 'z', 'rgb'], 16),
+    (False, True, ['x', 'y', 'z', 'normal_x', 'normal_y', 'normal_z'], 24),
+    (True, True, ['x', 'y', 'z', 'rgb', 'normal_x', 'normal_y', 'normal_z'], 28),
+])
+def test_layout_and_header(rgb, normals, names, step):
+    msg = cloud(rgb, normals)
+    assert [f.name for f in msg.fields] == names
+    assert [f.offset for f in msg.fields] == [4 * i for i in range(len(names))]
+    assert all(f.datatype == PointField.FLOAT32 and f.count == 1 for f in msg.fields)
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (H, W, step, step * W)
+    assert msg.is_dense is False and msg.is_bigendian is False
+    assert msg.header.frame_id == 'camera_optical'
+    assert isinstance(msg.data, array.array) and len(msg.data) == H * W * step
+
+
+@pytest.mark.parametrize('rgb,normals', [(False, False), (True, False), (False, True),
+                                         (True, True)])
+def test_points_equal_per_pixel_pinhole(rgb, normals):
+    points = decode(cloud(rgb, normals))
+    for v in range(H):
+        for u in range(W):
+            actual = [points['x'][v, u], points['y'][v, u], points['z'][v, u]]
+            np.testing.assert_allclose(actual, pinhole(u, v, float(DEPTH[v, u])),
+                                       rtol=1e-6, atol=1e-7)
+
+
+def test_packed_rgb_decodes_to_colours():
+    packed = decode(cloud())['rgb'].copy().view(np.uint32)
+    np.testing.assert_array_equal((packed >> 16) & 0xFF, RGB[..., 0])
+    np.testing.assert_array_equal((packed >> 8) & 0xFF, RGB[..., 1])
+    np.testing.assert_array_equal(packed & 0xFF, RGB[..., 2])
+    np.testing.assert_array_equal(packed >> 24, 0)
+    # Byte order on the wire (little-endian): b, g, r, 0 at offset 12 of each point.
+    raw = np.frombuffer(bytes(cloud().data), np.uint8).reshape(H, W, 28)
+    np.testing.assert_array_equal(raw[..., 12:15], RGB[..., ::-1])
+
+
+def test_normals_round_trip():
+    points = decode(cloud())
+    decoded = np.dstack([points['normal_x'], points['normal_y'], points['normal_z']])
+    np.testing.assert_array_equal(decoded, NORMALS)
+    points = decode(cloud(rgb=False))
+    np.testing.assert_array_equal(points['normal_z'], NORMALS[..., 2])
+
+
+def test_unorganized_points_and_empty_cloud():
+    xyz = RNG.standard_normal((5, 3)).astype(np.float32)
+    msg = build_pointcloud(Header(), xyz, RGB[0, :5])
+    assert (msg.height, msg.width) == (1, 5)
+    np.testing.assert_array_equal(pointcloud_to_xyz(msg)[0], xyz)
+    empty = build_pointcloud(Header(), np.zeros((0, 3), np.float32))
+    assert (empty.height, empty.width, len(empty.data)) == (1, 0, 0)
+    assert pointcloud_to_xyz(empty).shape == (1, 0, 3)
+
+
+@pytest.mark.parametrize('xyz,rgb,normals,problem', [
+    (np.zeros((H, W)), None, None, 'xyz must be'),
+    (np.zeros((H, W, 4)), None, None, 'xyz must be'),
+    (np.zeros((H, W, 3)), np.zeros((H, W, 3), np.float32), None, 'rgb must be uint8'),
+    (np.zeros((H, W, 3)), np.zeros((H, W + 1, 3), np.uint8), None, 'rgb must have the shape'),
+    (np.zeros((H, W, 3)), None, np.zeros((H, 1, 3)), 'normals must have the shape'),
+])
+def test_build_rejects_bad_arrays(xyz, rgb, normals, problem):
+    with pytest.raises(CodecError, match=problem):
+        build_pointcloud(Header(), xyz, rgb, normals)
+
+
+def foreign_cloud(points, layout, point_step, bigendian=False, row_padding=0):
+    """Hand-pack points into an arbitrary layout: {name: (offset, numpy type, datatype)}."""
+    height, width = points.shape[:2]
+    endian = '>' if bigendian else '<'
+    dtype = np.dtype({'names': list(layout),
+                      'formats': [endian + spec[1] for spec in layout.values()],
+                      'offsets': [spec[0] for spec in layout.values()],
+                      'itemsize': point_step})
+    packed = np.zeros((height, width), dtype=dtype)
+    for index, name in enumerate(('x', 'y', 'z')):
+        packed[name] = points[..., index]
+    rows = packed.view(np.uint8).reshape(height, width * point_step)
+    rows = np.concatenate([rows, np.full((height, row_padding), 7, np.uint8)], axis=1)
+    msg = PointCloud2(height=height, width=width, point_step=point_step,
+                      row_step=width * point_step + row_padding, is_bigendian=bigendian)
+    msg.fields = [PointField(name=name, offset=spec[0], datatype=spec[2], count=1)
+                  for name, spec in layout.items()]
+    msg.data = array.array('B', rows.tobytes())
+    return msg
+
+
+POINTS = RNG.standard_normal((4, 5, 3)).astype(np.float32)
+POINTS[2, 3] = np.nan
+
+
+@pytest.mark.parametrize('layout,point_step', [
+    # depth_image_proc's padded XYZ (16 bytes) and XYZRGB (32 bytes) layouts.
+    ({'x': (0, 'f4', 7), 'y': (4, 'f4', 7), 'z': (8, 'f4', 7)}, 16),
+    ({'x': (0, 'f4', 7), 'y': (4, 'f4', 7), 'z': (8, 'f4', 7), 'rgb': (16, 'f4', 7)}, 32),
+    # Fields out of order, behind an intensity field, and double precision.
+    ({'intensity': (0, 'u2', 4), 'z': (2, 'f4', 7), 'x': (6, 'f4', 7), 'y': (10, 'f4', 7)}, 14),
+    ({'x': (0, 'f8', 8), 'y': (8, 'f8', 8), 'z': (16, 'f8', 8)}, 24),
+])
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_pointcloud_to_xyz_reads_foreign_layouts(layout, point_step, bigendian):
+    msg = foreign_cloud(POINTS, layout, point_step, bigendian, row_padding=3)
+    xyz = pointcloud_to_xyz(msg)
+    assert xyz.shape == (4, 5, 3) and xyz.dtype == np.float32
+    np.testing.assert_array_equal(xyz, POINTS)
+
+
+XYZ = {'x': (0, 'f4', 7), 'y': (4, 'f4', 7), 'z': (8, 'f4', 7)}
+
+
+def _modified(**changes):
+    msg = foreign_cloud(POINTS, XYZ, 12)
+    for name, value in changes.items():
+        setattr(msg, name, value)
+    return msg
+
+
+@pytest.mark.parametrize('msg,problem', [
+    (_modified(fields=[PointField(name='x', offset=0, datatype=7, count=1)]), 'no y/z field'),
+    (_modified(fields=[PointField(name=n, offset=4 * i, datatype=PointField.UINT16, count=1)
+                       for i, n in enumerate('xyz')]), 'datatype 4'),
+    (_modified(point_step=10), "'z' at offset 8 does not fit"),
+    (_modified(row_step=50), 'row_step 50 is smaller'),
+    (_modified(height=5), 'fewer than height 5'),
+    (_modified(data=array.array('B', b'\0' * 10)), 'has 10 bytes'),
+])
+def test_pointcloud_to_xyz_errors_name_the_problem(msg, problem):
+    with pytest.raises(CodecError, match=problem):
+        pointcloud_to_xyz(msg)
+
+
+def test_cross_check_with_sensor_msgs_py():
+    point_cloud2 = pytest.importorskip('sensor_msgs_py.point_cloud2')
+    msg = cloud()
+    points = point_cloud2.read_points(msg, field_names=('x', 'y', 'z', 'rgb', 'normal_z'))
+    # read_points returns one flat structured array for organized clouds by default.
+    points = points.reshape(H, W)
+    reference = decode(msg)
+    for name in ('x', 'y', 'z', 'normal_z'):
+        np.testing.assert_array_equal(points[name], reference[name])
+    np.testing.assert_array_equal(points['rgb'].view(np.uint32),
+                                  reference['rgb'].copy().view(np.uint32))
+    valid = point_cloud2.read_points_numpy(msg, field_names=('x', 'y', 'z'), skip_nans=True)
+    assert len(valid) == np.isfinite(DEPTH).sum() - 1
