@@ -1,0 +1,272 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``genpercept bag``: process a rosbag2 (sqlite3 or MCAP) into a new bag.
+
+The new bag holds every original message unchanged plus, for each frame of the image topic, the
+messages the node publishes (same `FramePipeline`, so the same types, headers and contents),
+under the image topic's namespace (``/cam/image_raw`` -> ``/cam/depth/image``, ...), each
+written with the bag time of its image.
+
+Camera info: with ``--camera-info-topic`` named explicitly, a bag without that topic is an error.
+When the topic is only the default guess (``<namespace>/camera_info``) and the bag lacks it,
+depth and normals are still written, without point clouds or ``depth/camera_info``, and a
+warning says so. Each image is paired with the camera_info of the same stamp, else the nearest.
+"""
+
+import bisect
+from pathlib import Path
+import shutil
+import sys
+
+from .bag_io import BagError
+from .bag_io import BagReader
+from .bag_io import BagWriter
+from .bag_io import stamp_ns
+from .common import add_model_arguments
+from .common import check_model_arguments
+from .common import load_predictor
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+
+
+def add_arguments(parser):
+    """Add the options of ``genpercept bag``."""
+    parser.add_argument('input_bag', metavar='INPUT_BAG',
+                        help='rosbag2 folder, or a single .db3 / .mcap file')
+    parser.add_argument('-o', '--output', required=True, metavar='OUTPUT_BAG',
+                        help='rosbag2 folder to create')
+    parser.add_argument('--image-topic', required=True,
+                        help='sensor_msgs/Image or sensor_msgs/CompressedImage topic, e.g. '
+                             '/cam/image_raw or /cam/image_raw/compressed')
+    parser.add_argument('--camera-info-topic', default=None,
+                        help='CameraInfo topic (default: <namespace>/camera_info; when given '
+                             'explicitly it must exist in the bag)')
+    parser.add_argument('--output-namespace', default=None,
+                        help='namespace of the output topics (default: that of the image topic, '
+                             'e.g. /cam for /cam/image_raw)')
+    parser.add_argument('--storage', default='same', choices=('same', 'sqlite3', 'mcap'),
+                        help='storage of the output bag (default: as the input)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace OUTPUT_BAG when it exists')
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='node parameter for the outputs (scale_mode, near_m, far_m, '
+                             'cloud_decimation, cloud_color, ...), repeatable')
+    add_model_arguments(parser)
+
+
+def split_image_topic(topic):
+    """Return the namespace of an image topic: ``/cam/image_raw[/compressed]`` -> ``/cam``."""
+    base = topic.rstrip('/')
+    if base.endswith('/compressed'):
+        base = base[:-len('/compressed')]
+    parent = base.rsplit('/', 1)[0]
+    return parent
+
+
+def output_topic(namespace, relative):
+    """Resolve a node-relative topic name in ``namespace``."""
+    if relative.startswith('/'):
+        return relative
+    return f'{namespace.rstrip("/")}/{relative}'
+
+
+def parse_params(items):
+    """Turn ``NAME=VALUE`` strings into a dict with YAML-typed values; ValueError on bad ones."""
+    import yaml
+    params = {}
+    for item in items:
+        name, sep, text = item.partition('=')
+        if not sep or not name:
+            raise ValueError(f'--param expects NAME=VALUE, got {item!r}')
+        params[name.strip()] = yaml.safe_load(text) if text.strip() else ''
+    return params
+
+
+class _CameraInfos:
+    """All camera_info messages of the bag, looked up by header stamp."""
+
+    def __init__(self, messages):
+        pairs = sorted(((stamp_ns(m.header.stamp), m) for m in messages), key=lambda p: p[0])
+        self.stamps = [p[0] for p in pairs]
+        self.messages = [p[1] for p in pairs]
+
+    def __len__(self):
+        return len(self.messages)
+
+    def nearest(self, stamp):
+        if not self.messages:
+            return None
+        index = bisect.bisect_left(self.stamps, stamp)
+        candidates = [i for i in (index - 1, index) if 0 <= i < len(self.stamps)]
+        best = min(candidates, key=lambda i: abs(self.stamps[i] - stamp))
+        return self.messages[best]
+
+
+def _plan(reader, args):
+    """Check the topics; return ``(image_connection_type, info_topic, namespace)``."""
+    topics = reader.topics()
+    image_type = topics.get(args.image_topic)
+    if image_type is None:
+        images = sorted(t for t, kind in topics.items() if kind in (IMAGE_TYPE, COMPRESSED_TYPE))
+        raise BagError(f'the bag has no topic {args.image_topic!r}; image topics in it: '
+                       f'{", ".join(images) or "none"}')
+    if image_type not in (IMAGE_TYPE, COMPRESSED_TYPE):
+        raise BagError(f'{args.image_topic} holds {image_type}, not {IMAGE_TYPE} or '
+                       f'{COMPRESSED_TYPE}')
+    namespace = split_image_topic(args.image_topic)
+    if args.output_namespace is not None:
+        namespace = args.output_namespace
+    info_topic = args.camera_info_topic or output_topic(namespace, 'camera_info')
+    info_type = topics.get(info_topic)
+    if info_type is None:
+        if args.camera_info_topic:
+            raise BagError(f'the bag has no camera_info topic {info_topic!r}')
+        info_topic = None
+    elif info_type != CAMERA_INFO_TYPE:
+        raise BagError(f'{info_topic} holds {info_type}, not {CAMERA_INFO_TYPE}')
+    return image_type, info_topic, namespace
+
+
+def _settings(args):
+    """Return the pipeline settings from the model options and ``--param`` (ValueError)."""
+    from genpercept_ros.pipeline import PipelineSettings
+    values = {'depth_model': args.depth_model, 'normal_model': args.normal_model,
+              'processing_resolution': args.processing_resolution,
+              'output_resolution': args.output_resolution}
+    values.update(parse_params(args.param))
+    return PipelineSettings.from_parameters(values)
+
+
+def _check_output_topics(reader, pipeline, namespace):
+    existing = set(reader.topics())
+    clashes = [output_topic(namespace, t) for t in pipeline.output_topics()
+               if output_topic(namespace, t) in existing]
+    if clashes:
+        raise BagError(f'the input bag already holds output topics {", ".join(clashes)}; choose '
+                       'another --output-namespace')
+
+
+def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
+    """Copy every message and add the pipeline's outputs; return ``(frames, failures)``."""
+    from genpercept_ros.pipeline import decode_image
+    from genpercept_ros.pipeline import Frame
+    from tqdm import tqdm
+    frames = failures = 0
+    reported = set()
+    total = reader.message_count(args.image_topic)
+    with tqdm(total=total, unit='frame', desc='genpercept bag') as progress:
+        for record in reader.records():
+            writer.copy(record)
+            if record.topic != args.image_topic:
+                continue
+            progress.update(1)
+            image = reader.deserialize(record)
+            info = infos.nearest(stamp_ns(image.header.stamp)) if info_topic else None
+            try:
+                frame = Frame(rgb=decode_image(image), header=image.header, camera_info=info)
+                [result] = pipeline.process([frame])
+            except ValueError as error:
+                failures += 1
+                progress.write(f'genpercept bag: error: frame at {record.timestamp} ns: {error}')
+                continue
+            for kind, problem in result.problems:
+                if kind not in reported:
+                    reported.add(kind)
+                    progress.write(f'genpercept bag: warning: {problem} (reported once)')
+            for relative, message in result.outputs.items():
+                writer.write_message(output_topic(namespace, relative), message, record.timestamp)
+            frames += 1
+    return frames, failures
+
+
+def _error(message):
+    print(f'genpercept bag: error: {message}', file=sys.stderr)
+    return 2
+
+
+def _prepare_output(args):
+    """Return the output path, or an error message when it cannot be used."""
+    output = Path(args.output)
+    if not output.exists():
+        return output, None
+    if not args.overwrite:
+        return output, f'{output} exists (use --overwrite to replace it)'
+    if Path(args.input_bag).resolve() == output.resolve():
+        return output, 'the output bag cannot replace the input bag'
+    if output.is_dir():
+        shutil.rmtree(output)
+    else:
+        output.unlink()
+    return output, None
+
+
+def run(args):
+    """Run ``genpercept bag``; return the exit status."""
+    from genpercept_ros.pipeline import FramePipeline
+    message = check_model_arguments(args)
+    if message:
+        return _error(message)
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        return _error(error)
+    output, message = _prepare_output(args)
+    if message:
+        return _error(message)
+    try:
+        reader = BagReader(args.input_bag)
+        reader.start()
+    except BagError as error:
+        return _error(error)
+    try:
+        try:
+            _, info_topic, namespace = _plan(reader, args)
+            infos = _CameraInfos(reader.read_all(info_topic) if info_topic else [])
+        except BagError as error:
+            return _error(error)
+        if info_topic is None:
+            print(f'genpercept bag: warning: the bag has no camera_info topic '
+                  f'{output_topic(namespace, "camera_info")!r}: writing depth and normals, but '
+                  'no point clouds and no depth/camera_info (name the topic with '
+                  '--camera-info-topic)', file=sys.stderr)
+        predictor = load_predictor(args)
+        if predictor is None:
+            return 2
+        pipeline = FramePipeline(predictor, settings)
+        try:
+            _check_output_topics(reader, pipeline, namespace)
+            storage = reader.storage if args.storage == 'same' else args.storage
+            writer = BagWriter(output, storage)
+        except BagError as error:
+            return _error(error)
+        try:
+            frames, failures = _process(args, reader, writer, pipeline, namespace,
+                                        info_topic, infos)
+        except BagError as error:
+            writer.discard()
+            print(f'genpercept bag: error: {error}; no output bag written', file=sys.stderr)
+            return 1
+        except BaseException:
+            writer.discard()
+            raise
+        writer.close()
+    finally:
+        reader.finish()
+    print(f'genpercept bag: {frames} frames processed, {failures} failed; wrote {output} '
+          f'({storage}), outputs under {namespace or "/"}')
+    return 1 if failures else 0
