@@ -17,9 +17,9 @@
 import argparse
 
 import cv2
+from genpercept_ros.offline import infer
 import numpy as np
 from PIL import Image
-from genpercept_ros.offline import infer
 import pytest
 
 RES = 64
