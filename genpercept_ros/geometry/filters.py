@@ -100,19 +100,21 @@ def open3d_available():
     return _open3d() is not None
 
 
-def voxel_downsample(xyz, voxel_size, use_open3d=None):
+def voxel_downsample(xyz, voxel_size, use_open3d=False):
     """
     Average points per cubic voxel of edge ``voxel_size`` metres; returns (M, 3) float32.
 
     ``xyz`` is (N, 3) or an organized (H, W, 3) cloud; points with any non-finite coordinate are
     dropped. The grid is anchored like Open3D's ``voxel_down_sample`` (at the minimum bound
-    minus half a voxel). ``use_open3d``: True requires open3d, False forces the numpy path,
-    None uses open3d when it imports. Both give the same voxels; point order is unspecified.
+    minus half a voxel) and both paths give the same voxels; point order is unspecified.
+    ``use_open3d``: False (default) runs the numpy path, True requires open3d, None uses open3d
+    when it imports. numpy is the default because Open3D's ``voxel_down_sample`` measured
+    about 4x slower (150 vs 40 ms for 300k points, 2-core CPU).
     """
     return _voxel_downsample(xyz, None, voxel_size, use_open3d)[0]
 
 
-def voxel_downsample_rgb(xyz, rgb, voxel_size, use_open3d=None):
+def voxel_downsample_rgb(xyz, rgb, voxel_size, use_open3d=False):
     """
     Like :func:`voxel_downsample`, also averaging colours; returns ``(points, rgb)``.
 
