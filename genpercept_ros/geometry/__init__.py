@@ -22,6 +22,7 @@ from .filters import apply_range_limits  # noqa: F401
 from .filters import mask_far_saturation  # noqa: F401
 from .filters import remove_flying_pixels  # noqa: F401
 from .filters import voxel_downsample  # noqa: F401
+from .filters import voxel_downsample_rgb  # noqa: F401
 from .intrinsics import Intrinsics  # noqa: F401
 from .normals import angular_agreement  # noqa: F401
 from .normals import genpercept_to_optical  # noqa: F401
