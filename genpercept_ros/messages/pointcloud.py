@@ -97,7 +97,8 @@ def pointcloud_to_xyz(msg):
     """
     Read the x, y, z fields of any PointCloud2 as a (height, width, 3) float32 array.
 
-    Fields are located by name and offset (FLOAT32 or FLOAT64, any padding or order),
+    Fields are located by name and offset (FLOAT32 or FLOAT64, read as float32; any padding
+    or order),
     ``is_bigendian``, ``point_step`` and ``row_step`` are honoured; NaN points are kept.
     Raises CodecError when a field is missing or the sizes do not fit the data.
     """
@@ -131,9 +132,12 @@ def pointcloud_to_xyz(msg):
     xyz = np.empty((height, width, 3), dtype=np.float32)
     for index, name in enumerate(('x', 'y', 'z')):
         offset, datatype = offsets[name]
-        xyz[..., index] = np.ndarray(shape=(height, width),
-                                     dtype=order + _FLOAT_CODES[datatype], buffer=buffer,
-                                     offset=offset, strides=(row_step, point_step))
+        coordinate = np.ndarray(shape=(height, width), dtype=order + _FLOAT_CODES[datatype],
+                                buffer=buffer, offset=offset, strides=(row_step, point_step))
+        with np.errstate(over='ignore'):
+            # FLOAT64 values beyond float32's range become +-Inf, which consumers treat as
+            # invalid like NaN.
+            xyz[..., index] = coordinate
     return xyz
 
 
