@@ -150,3 +150,15 @@ def test_tracker_and_buffer_reject_bad_parameters():
         ReferenceBuffer(tolerance_s=float('nan'))
     with pytest.raises(ValueError, match='stamp_s'):
         ScaleTracker().update(float('inf'), None)
+
+
+def test_buffer_forgets_references_from_before_a_bag_loop():
+    buffer = ReferenceBuffer(tolerance_s=0.1)
+    buffer.add(50.0, 'late')
+    buffer.add(50.1, 'later')
+    buffer.add(0.05, 'after loop')  # far older than anything buffered: the source restarted
+    assert len(buffer) == 1
+    assert buffer.match(0.0)[0] == 'after loop'
+    assert buffer.match(50.0) is None
+    buffer.add(0.0, 'slightly out of order')  # within a second: just reordered
+    assert len(buffer) == 2
