@@ -144,3 +144,18 @@ def test_scene_argument_errors():
         box_room(8, 8, intrinsics=Intrinsics(10.0, 10.0, 3.5, 3.5, 16, 8))
     with pytest.raises(ValueError, match='normal'):
         plane_scene(8, 8, normal=(0.0, 0.0, math.nan))
+
+
+def test_package_backprojection_recovers_the_room_geometry():
+    from genpercept_ros.geometry.backproject import backproject
+    from genpercept_ros.geometry.normals import angular_agreement
+    from genpercept_ros.geometry.normals import normals_from_depth
+    scene = box_room(80, 60)
+    xyz = backproject(scene.depth, scene.intrinsics).astype(np.float64)
+    np.testing.assert_allclose(xyz, _points(scene), rtol=1e-5, atol=1e-6)
+    floor = scene.labels == FLOOR
+    assert np.abs(xyz[floor][:, 1] - 1.2).max() < 1e-5
+    back = scene.labels == BACK_WALL
+    assert np.abs(xyz[back][:, 2] - 6.0).max() < 1e-5
+    stats = angular_agreement(normals_from_depth(xyz), scene.normals)
+    assert stats['median_deg'] < 0.1 and stats['within_11_25'] > 0.85
