@@ -32,6 +32,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from .messages.errors import CodecError
 from .node_camera import CameraChannel
@@ -116,7 +117,7 @@ class NodeCore:
         self._active = False
         self.channels = [CameraChannel(name, self._condition)
                          for name in (self.params['cameras'] or [''])]
-        self._diagnostics = Diagnostics(node.get_name())
+        self._diagnostics = Diagnostics(node.get_fully_qualified_name())
         self._diagnostics_publisher = None
         self._diagnostics_timer = None
         self._throttle = {}
@@ -126,7 +127,9 @@ class NodeCore:
 
     def _declare_parameters(self):
         for spec in PARAMETERS:
-            self.node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+            # rclpy cannot type an empty list; declare the type and read "unset" as [].
+            default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
+            self.node.declare_parameter(spec.name, default, parameter_descriptor(spec))
         values = {}
         for spec in PARAMETERS:
             try:
@@ -176,8 +179,7 @@ class NodeCore:
             allow_pickle=params['allow_pickle'])
         self.load_time_s = time.monotonic() - start
         self.pipeline = FramePipeline(predictor, self.settings)
-        self.logger.info(f'loaded {predictor.describe()} from {where} in '
-                         f'{self.load_time_s:.2f} s')
+        self.logger.info(f'loaded {predictor.describe()} in {self.load_time_s:.2f} s')
 
     def unload_model(self):
         """Drop the predictor and free accelerator memory."""

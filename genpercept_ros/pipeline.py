@@ -162,7 +162,7 @@ class FramePipeline:
 
     @property
     def settings(self):
-        """The current :class:`PipelineSettings`."""
+        """Return the current :class:`PipelineSettings`."""
         return self._settings
 
     @settings.setter
