@@ -175,7 +175,12 @@ def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
             if record.topic != args.image_topic:
                 continue
             progress.update(1)
-            image = reader.deserialize(record)
+            try:
+                image = reader.deserialize(record)
+            except BagError as error:
+                failures += 1
+                progress.write(f'genpercept bag: error: {error}')
+                continue
             info = infos.nearest(stamp_ns(image.header.stamp)) if info_topic else None
             try:
                 frame = Frame(rgb=decode_image(image), header=image.header, camera_info=info)

@@ -193,7 +193,7 @@ class BagWriter:
     def copy(self, record):
         """Write an input record unchanged (same connection metadata, time and bytes)."""
         source = record.connection
-        key = (source.topic, source.msgtype, source.ext)
+        key = source.id
         connection = self._copied.get(key)
         if connection is None:
             msgdef, digest = source.msgdef.data, source.digest
