@@ -20,6 +20,7 @@ from genpercept_ros.geometry import backproject
 from genpercept_ros.geometry import Intrinsics
 from genpercept_ros.messages import build_pointcloud
 from genpercept_ros.messages import CodecError
+from genpercept_ros.messages import depth_to_pointcloud
 from genpercept_ros.messages import pointcloud_to_xyz
 import numpy as np
 import pytest
@@ -112,6 +113,28 @@ def test_normals_round_trip():
     np.testing.assert_array_equal(decoded, NORMALS)
     points = decode(cloud(rgb=False))
     np.testing.assert_array_equal(points['normal_z'], NORMALS[..., 2])
+
+
+@pytest.mark.parametrize('rgb,normals', [(False, False), (True, False), (False, True),
+                                         (True, True)])
+def test_depth_to_pointcloud_equals_backproject_then_build(rgb, normals):
+    direct = depth_to_pointcloud(Header(frame_id='camera_optical'), DEPTH,
+                                 Intrinsics(FX, FY, CX, CY, W, H), RGB if rgb else None,
+                                 NORMALS if normals else None)
+    reference = cloud(rgb, normals)
+    assert bytes(direct.data) == bytes(reference.data)
+    assert [(f.name, f.offset) for f in direct.fields] == [
+        (f.name, f.offset) for f in reference.fields]
+    assert (direct.height, direct.width, direct.point_step, direct.row_step) == (
+        reference.height, reference.width, reference.point_step, reference.row_step)
+    assert direct.header.frame_id == 'camera_optical' and direct.is_dense is False
+
+
+def test_depth_to_pointcloud_rejects_mismatches():
+    with pytest.raises(CodecError, match='intrinsics are for a 9x6'):
+        depth_to_pointcloud(Header(), DEPTH[:-1], Intrinsics(FX, FY, CX, CY, W, H))
+    with pytest.raises(CodecError, match='rgb must have the shape'):
+        depth_to_pointcloud(Header(), DEPTH, Intrinsics(FX, FY, CX, CY, W, H), RGB[:-1])
 
 
 def test_unorganized_points_and_empty_cloud():

@@ -15,6 +15,7 @@
 """Geometry layer: numpy only (intrinsics, back-projection, scale, filters)."""
 
 from .backproject import backproject  # noqa: F401
+from .backproject import backproject_planes  # noqa: F401
 from .backproject import decimate  # noqa: F401
 from .colorize import colorize_depth  # noqa: F401
 from .colorize import normals_to_rgb  # noqa: F401

@@ -27,11 +27,12 @@ from .image import image_to_array
 from .image import image_to_rgb
 from .pointcloud import build_pointcloud
 from .pointcloud import cloud_fields
+from .pointcloud import depth_to_pointcloud
 from .pointcloud import pointcloud_to_xyz
 
 __all__ = [
     'CodecError', 'ResolvedCameraInfo', 'array_to_image', 'build_pointcloud',
     'camera_info_to_intrinsics', 'cloud_fields', 'compressed_to_rgb', 'depth_image_to_meters',
-    'encoding_layout', 'image_to_array', 'image_to_rgb', 'intrinsics_to_camera_info',
-    'pointcloud_to_xyz', 'resolve_camera_info',
+    'depth_to_pointcloud', 'encoding_layout', 'image_to_array', 'image_to_rgb',
+    'intrinsics_to_camera_info', 'pointcloud_to_xyz', 'resolve_camera_info',
 ]
