@@ -60,7 +60,8 @@ class GenPerceptNode(Node):
 
     def destroy_node(self):
         """Stop the worker, then destroy the node."""
-        self.core.shutdown()
+        if getattr(self, 'core', None) is not None:
+            self.core.shutdown()
         return super().destroy_node()
 
 
@@ -114,7 +115,8 @@ class GenPerceptLifecycleNode(LifecycleNode):
 
     def destroy_node(self):
         """Stop the worker, then destroy the node."""
-        self.core.shutdown()
+        if getattr(self, 'core', None) is not None:
+            self.core.shutdown()
         return super().destroy_node()
 
 
