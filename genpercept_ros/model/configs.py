@@ -105,11 +105,15 @@ TINY_UNET_OVERRIDES = {
     'block_out_channels': [32, 32, 64, 64],
     'cross_attention_dim': 32,
     'layers_per_block': 1,
+    # 8 groups (not 32) so that small test images, whose deepest feature maps are 1x1, still
+    # have more than one value per group.
+    'norm_num_groups': 8,
     'sample_size': 8,
 }
 TINY_VAE_OVERRIDES = {
     'block_out_channels': [32, 32, 32, 32],
     'layers_per_block': 1,
+    'norm_num_groups': 8,
     'sample_size': 64,
 }
 TINY_TEXT_ENCODER_OVERRIDES = {
