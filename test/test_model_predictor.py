@@ -17,13 +17,12 @@
 import argparse
 import functools
 
-import numpy as np
-import pytest
-import torch
-
 from genpercept_ros.model import predictor as predictor_module
 from genpercept_ros.model.predictor import GenPerceptPredictor
 from genpercept_ros.model.predictor import PredictionOutput
+import numpy as np
+import pytest
+import torch
 
 
 @functools.lru_cache(maxsize=None)

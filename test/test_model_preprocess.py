@@ -14,15 +14,14 @@
 
 """Input resize rules and normalisation against independent numpy computations."""
 
-import numpy as np
-from PIL import Image
-import pytest
-import torch
-
 from genpercept_ros.model.preprocess import normalise_v2
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import processing_size
 from genpercept_ros.model.preprocess import resize_like_torchvision
+import numpy as np
+from PIL import Image
+import pytest
+import torch
 
 
 def _triangle_weights(in_size, out_size):

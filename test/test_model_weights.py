@@ -17,11 +17,11 @@
 import json
 import shutil
 
+from genpercept_ros.model.predictor import GenPerceptPredictor
+from genpercept_ros.model.weights import WeightsError
 import pytest
 import torch
 
-from genpercept_ros.model.predictor import GenPerceptPredictor
-from genpercept_ros.model.weights import WeightsError
 
 UNET = 'genpercept-models/unet_depth_v2'
 
