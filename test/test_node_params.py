@@ -1,0 +1,106 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The parameter table, its ROS descriptors and config/genpercept.yaml agree."""
+
+from pathlib import Path
+
+from genpercept_ros.node_core import parameter_descriptor
+from genpercept_ros.pipeline_parameters import DEFAULTS
+from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
+from genpercept_ros.pipeline_parameters import resolve_device
+from genpercept_ros.pipeline_parameters import resolve_dtype
+from genpercept_ros.pipeline_parameters import validate_parameters
+import pytest
+from rcl_interfaces.msg import ParameterType
+import yaml
+
+CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'genpercept.yaml'
+
+# The names the node promises (README, launch files, issue texts); a rename must be deliberate.
+PROMISED = {
+    'model_root', 'depth_model', 'normal_model', 'device', 'dtype', 'processing_resolution',
+    'output_resolution', 'input_transport', 'frame_id', 'scale_mode', 'near_m', 'far_m',
+    'depth_scale', 'depth_shift', 'cloud_decimation', 'cloud_color', 'cloud_normals',
+    'allow_pickle', 'min_range_m', 'max_range_m', 'flying_pixel_threshold',
+    'far_saturation_nan', 'voxel_size', 'reference_type', 'reference_time_tolerance_s',
+    'fit_min_points', 'fit_min_inlier_ratio', 'scale_smoothing', 'hold_last_fit_s',
+    'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_depth',
+    'output_reliability', 'output_depth', 'diagnostics_period_s',
+}
+
+
+def test_every_promised_parameter_exists():
+    """The node declares exactly the documented parameter names."""
+    assert set(PARAMETER_SPECS) == PROMISED
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    """config/genpercept.yaml documents each parameter with the node's default."""
+    document = yaml.safe_load(CONFIG.read_text())
+    values = document['genpercept_node']['ros__parameters']
+    assert values == DEFAULTS
+    text = CONFIG.read_text()
+    for name in DEFAULTS:
+        line = text.index(f'    {name}:')
+        assert text[:line].rstrip().splitlines()[-1].strip().startswith('#'), \
+            f'{name} has no comment above it'
+
+
+def test_descriptors_carry_types_ranges_and_read_only():
+    """ROS descriptors: the right type, numeric ranges, read-only model/QoS settings."""
+    descriptor = parameter_descriptor(PARAMETER_SPECS['processing_resolution'])
+    assert descriptor.type == ParameterType.PARAMETER_INTEGER
+    assert (descriptor.integer_range[0].from_value, descriptor.integer_range[0].to_value) == \
+        (0, 4096)
+    descriptor = parameter_descriptor(PARAMETER_SPECS['near_m'])
+    assert descriptor.type == ParameterType.PARAMETER_DOUBLE
+    assert descriptor.floating_point_range[0].from_value == 0.0
+    for name in ('model_root', 'depth_model', 'device', 'dtype', 'input_transport', 'cameras',
+                 'input_reliability', 'output_depth'):
+        assert parameter_descriptor(PARAMETER_SPECS[name]).read_only, name
+    for name in ('scale_mode', 'near_m', 'processing_resolution', 'cloud_decimation'):
+        assert not parameter_descriptor(PARAMETER_SPECS[name]).read_only, name
+    assert "'reference'" in parameter_descriptor(PARAMETER_SPECS['scale_mode']) \
+        .additional_constraints
+    for spec in PARAMETER_SPECS.values():
+        assert parameter_descriptor(spec).description
+
+
+@pytest.mark.parametrize('values, fragment', [
+    ({'device': 'gpu'}, 'device'),
+    ({'dtype': 'int8'}, 'dtype'),
+    ({'depth_model': 'depth-v3'}, 'depth_model'),
+    ({'depth_model': '', 'normal_model': ''}, 'nothing to run'),
+    ({'min_range_m': 5.0, 'max_range_m': 2.0}, 'min_range_m'),
+    ({'cameras': ['front', 'front']}, 'twice'),
+    ({'cameras': ['/abs']}, 'cameras'),
+    ({'fit_min_inlier_ratio': 1.5}, 'fit_min_inlier_ratio'),
+    ({'near_m': 0.0}, 'near_m'),
+    ({'cloud_color': 1}, 'cloud_color'),
+    ({'processing_resolution': 64.5}, 'processing_resolution'),
+])
+def test_invalid_values_are_named(values, fragment):
+    """Each invalid value is rejected with a message naming the problem."""
+    with pytest.raises(ValueError, match=fragment):
+        validate_parameters(values)
+
+
+def test_auto_device_and_dtype():
+    """'auto' picks cuda + bf16 when CUDA exists, cpu + fp32 otherwise; explicit values stay."""
+    assert resolve_device('auto', cuda_available=True) == 'cuda'
+    assert resolve_device('auto', cuda_available=False) == 'cpu'
+    assert resolve_device('cuda:1', cuda_available=True) == 'cuda:1'
+    assert resolve_dtype('auto', 'cuda') == 'bf16' and resolve_dtype('auto', 'cuda:0') == 'bf16'
+    assert resolve_dtype('auto', 'cpu') == 'fp32' and resolve_dtype('fp16', 'cuda') == 'fp16'
