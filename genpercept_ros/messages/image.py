@@ -22,6 +22,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from ._bytes import bytes_array
+from ._bytes import message_with_fast_data
 from .errors import CodecError
 
 # Named encodings of sensor_msgs/image_encodings.hpp: (numpy base type, channels).
@@ -266,7 +267,7 @@ def array_to_image(array, encoding, header=None):
     if height == 0 or width == 0:
         raise CodecError(f'cannot publish a zero-sized {width}x{height} image')
     pixels = np.ascontiguousarray(pixels, dtype=dtype.newbyteorder('='))
-    msg = Image()
+    msg = message_with_fast_data(Image)
     if header is not None:
         msg.header = header
     msg.height = height

@@ -37,6 +37,7 @@ from sensor_msgs.msg import PointCloud2
 from sensor_msgs.msg import PointField
 
 from ._bytes import bytes_array
+from ._bytes import message_with_fast_data
 from ._bytes import zeroed_bytes
 from .errors import CodecError
 from ..geometry.backproject import backproject_planes
@@ -85,7 +86,7 @@ def build_pointcloud(header, xyz, rgb=None, normals=None):
 
 
 def _cloud_message(header, height, width, fields, point_step, data):
-    msg = PointCloud2()
+    msg = message_with_fast_data(PointCloud2)
     if header is not None:
         msg.header = header
     msg.height = height
