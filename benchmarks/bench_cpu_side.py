@@ -86,6 +86,20 @@ def measure(function, repeat, warmup=3):
     return statistics.median(samples), min(samples)
 
 
+def cpu_description():
+    """Return the CPU model and count, e.g. 'Intel(R) Xeon(R) Processor x 2'."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as stream:
+            for line in stream:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f'{model} x {os.cpu_count()}'
+
+
 def load_point_cloud2(path):
     """Import sensor_msgs_py.point_cloud2 from ``path`` (or the environment), or None."""
     if path:
@@ -160,9 +174,15 @@ def run(args):
         return data
 
     rows['floor: copy the cloud bytes once'] = measure(copy_floor, repeat)
-    ratios = {'build_pointcloud / single-copy floor': (
-        rows['build_pointcloud only (xyz+rgb+normals)'][0]
-        / rows['floor: copy the cloud bytes once'][0])}
+    ratios = {}
+
+    def ratio(name, numerator, denominator):
+        # (median ratio, min ratio): the min is the less contention-sensitive of the two.
+        ratios[name] = (rows[numerator][0] / rows[denominator][0],
+                        rows[numerator][1] / rows[denominator][1])
+
+    ratio('build_pointcloud / single-copy floor', 'build_pointcloud only (xyz+rgb+normals)',
+          'floor: copy the cloud bytes once')
 
     point_cloud2 = load_point_cloud2(args.sensor_msgs_py)
     if point_cloud2 is not None:
@@ -189,16 +209,16 @@ def run(args):
         rows['sensor_msgs_py create_cloud (numpy fill + create)'] = measure(
             create_cloud_numpy, repeat)
         assert create_cloud_numpy().data.tobytes() == cloud_bytes
-        ratios['create_cloud (numpy) / build_pointcloud'] = (
-            rows['sensor_msgs_py create_cloud (numpy fill + create)'][0]
-            / rows['build_pointcloud only (xyz+rgb+normals)'][0])
+        ratio('create_cloud (numpy) / build_pointcloud',
+              'sensor_msgs_py create_cloud (numpy fill + create)',
+              'build_pointcloud only (xyz+rgb+normals)')
         if args.tuples:
             tuples = np.stack(columns, axis=-1).reshape(-1, len(names)).tolist()
             rows['sensor_msgs_py create_cloud (list of tuples)'] = measure(
                 lambda: point_cloud2.create_cloud(header, fields, tuples), 3, warmup=1)
-            ratios['create_cloud (tuples) / build_pointcloud'] = (
-                rows['sensor_msgs_py create_cloud (list of tuples)'][0]
-                / rows['build_pointcloud only (xyz+rgb+normals)'][0])
+            ratio('create_cloud (tuples) / build_pointcloud',
+                  'sensor_msgs_py create_cloud (list of tuples)',
+                  'build_pointcloud only (xyz+rgb+normals)')
     return rows, ratios, point_cloud2 is not None
 
 
@@ -220,25 +240,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     tuned = tune_allocator() if args.tune_allocator else False
     rows, ratios, compared = run(args)
+    print(f'{cpu_description()}; load average {os.getloadavg()[0]:.2f}')
     print(f'CPU side at {args.width}x{args.height}, median (min) of {args.repeat} runs, ms/frame; '
           f'allocator tuned: {tuned}; MALLOC_* env: '
           f'{sorted(k for k in os.environ if k.startswith("MALLOC_")) or "none"}')
     for name, (median, minimum) in rows.items():
         print(f'  {name:<52} {median:8.3f} ({minimum:.3f})')
-    for name, value in ratios.items():
-        print(f'  {name:<52} {value:8.2f}x')
+    for name, (median, minimum) in ratios.items():
+        print(f'  {name:<52} {median:7.2f}x ({minimum:.2f}x)')
     if not compared:
         print('  sensor_msgs_py not importable: no create_cloud comparison')
     if args.json:
         result = {
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'machine': f'{platform.machine()} {platform.processor() or ""} '
-                       f'{os.cpu_count()} cpus, {platform.platform()}',
+            'machine': f'{cpu_description()}, {platform.platform()}',
+            'load_average': os.getloadavg() if hasattr(os, 'getloadavg') else None,
             'python': platform.python_version(), 'numpy': np.__version__,
             'opencv': cv2.__version__, 'width': args.width, 'height': args.height,
             'repeat': args.repeat, 'allocator_tuned': tuned,
             'rows_ms': {name: {'median': m, 'min': n} for name, (m, n) in rows.items()},
-            'ratios': ratios}
+            'ratios': {name: {'median': m, 'min': n} for name, (m, n) in ratios.items()}}
         with open(args.json, 'w', encoding='utf-8') as stream:
             json.dump(result, stream, indent=2)
     return 0

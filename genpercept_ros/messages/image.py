@@ -56,6 +56,8 @@ _TO_RGB = {
 }
 RGB_ENCODINGS = tuple(sorted(_TO_RGB))
 
+# OpenCV >= 4.10 decodes straight to RGB; older versions decode BGR and we convert.
+_IMREAD_RGB = getattr(cv2, 'IMREAD_COLOR_RGB', None)
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # Compressed images declaring more pixels than this are refused before decoding (16384^2/4).
@@ -196,15 +198,16 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
         raise CodecError(f'{kind} header declares a {width}x{height} image (limit '
                          f'{max_pixels} pixels)')
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(data, _IMREAD_RGB if _IMREAD_RGB is not None
+                               else cv2.IMREAD_COLOR)
     except cv2.error as error:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): {error}') from None
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
+    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.size == 0:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): decoding failed')
-    if bgr.shape[:2] != (height, width):
+    if decoded.shape[:2] != (height, width):
         raise CodecError(f'corrupt {kind} data: header says {width}x{height}, decoded '
-                         f'{bgr.shape[1]}x{bgr.shape[0]}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                         f'{decoded.shape[1]}x{decoded.shape[0]}')
+    return decoded if _IMREAD_RGB is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def _png_size(data):
