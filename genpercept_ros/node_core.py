@@ -50,6 +50,7 @@ from .pipeline_parameters import validate_parameters
 
 # The same problem is logged at most this often per camera (the count goes to diagnostics).
 LOG_THROTTLE_S = 5.0
+_THROTTLE_KEYS = 256
 # How long shutdown waits for the worker (an inference in progress cannot be interrupted).
 WORKER_JOIN_S = 1.5
 
@@ -298,9 +299,12 @@ class NodeCore:
             self.channels, scale_reports, extra))
 
     def report_problem(self, channel, kind, message, level='error'):
-        """Count a problem in diagnostics and log it, throttled per camera and kind."""
+        """Count a problem in diagnostics and log it, throttled per camera and message."""
         channel.stats.problems[kind] += 1
-        key = (channel.name, kind)
+        # Distinct messages are logged separately; the same one at most every LOG_THROTTLE_S.
+        key = (channel.name, kind, message)
+        if len(self._throttle) > _THROTTLE_KEYS:
+            self._throttle.clear()
         now = time.monotonic()
         last, suppressed = self._throttle.get(key, (None, 0))
         if last is not None and now - last < LOG_THROTTLE_S:
@@ -309,8 +313,12 @@ class NodeCore:
         self._throttle[key] = (now, 0)
         where = f'[{channel.name}] ' if channel.name else ''
         more = f' ({suppressed} more since the last report)' if suppressed else ''
-        log = self.logger.error if level == 'error' else self.logger.warning
-        log(f'{where}{kind}: {message}{more}')
+        text = f'{where}{kind}: {message}{more}'
+        # rclpy refuses different severities from one call site, hence two calls.
+        if level == 'error':
+            self.logger.error(text)
+        else:
+            self.logger.warning(text)
 
     # Worker ------------------------------------------------------------------------------------
 
