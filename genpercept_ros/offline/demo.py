@@ -1,0 +1,259 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``genpercept demo``: synthetic camera -> ``genpercept_node`` -> recorder, in one process.
+
+Everything runs with real rclpy in one executor: `SyntheticCamera` publishes a rendered box
+room with known depth (Image + CameraInfo at a fixed rate), the real ``genpercept_node``
+processes it, and `Recorder` writes ``<output>/``: ``input.png``, ``depth_colored.png``,
+``normals.png``, ``cloud.ply`` (newest processed frame), ``bag/`` (rosbag2 of the camera, every
+output and /diagnostics), ``camera_info.yaml`` and ``summary.json`` (frames, rates, latency
+percentiles, weights, accuracy against the known depth, ``predictions_meaningful``).
+
+Weights: real GenPercept weights from ``--model-root`` or the Hugging Face cache (offline) when
+present; otherwise tiny random weights are written to a cache folder and the demo says loudly,
+on stdout and in ``summary.json``, that the predictions are not meaningful.
+"""
+
+import os
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+
+RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
+REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
+DEMO_VARIANTS = ('depth-v2', 'normal-v2')
+NAMESPACE = '/demo_camera'
+# Topics whose arrival marks a frame as processed (the slowest outputs to build).
+COMPLETE_TOPICS = ('depth_relative/image', 'depth/colored', 'normals/colored', 'points')
+
+
+def add_arguments(parser):
+    """Add the options of ``genpercept demo``."""
+    parser.add_argument('--output', default='demo_output', metavar='DIR',
+                        help='folder for the results (default: %(default)s)')
+    parser.add_argument('--frames', type=int, default=None,
+                        help='frames the camera publishes (default: 30, --short: 6)')
+    parser.add_argument('--rate', type=float, default=5.0, metavar='HZ',
+                        help='camera rate (default: %(default)s)')
+    parser.add_argument('--model-root', default=None, metavar='DIR',
+                        help='folder with real GenPercept weights (default: the Hugging Face '
+                             'cache; tiny random weights when neither has them)')
+    parser.add_argument('--short', action='store_true',
+                        help='a few small frames only (tests, smoke checks)')
+    parser.add_argument('--width', type=int, default=None,
+                        help='camera width (default: 320, --short: 128)')
+    parser.add_argument('--height', type=int, default=None,
+                        help='camera height (default: 240, --short: 96)')
+    parser.add_argument('--processing-resolution', type=int, default=None, metavar='PIXELS',
+                        help='model input longest edge (default: 128 with tiny weights; with '
+                             'real weights 192 on CPU, 768 on CUDA)')
+    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N or auto')
+    parser.add_argument('--dtype', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'))
+    parser.add_argument('--time-limit', type=float, default=100.0, metavar='S',
+                        help='stop waiting for outputs after this many seconds in all '
+                             '(default: %(default)s)')
+    parser.add_argument('--tiny-weights-dir', default=None, metavar='DIR',
+                        help='where to write the tiny fallback weights (default: '
+                             '~/.cache/genpercept_ros/tiny_weights)')
+
+
+# Weights ---------------------------------------------------------------------------------------
+
+def _unet_channels(model_root):
+    """Return the UNet block_out_channels of each demo variant (WeightsError when missing)."""
+    from genpercept_ros.model.variants import get_variant
+    from genpercept_ros.model.weights import read_json
+    from genpercept_ros.model.weights import WeightsLocator
+    locator = WeightsLocator(model_root, DEMO_VARIANTS)
+    channels = []
+    for name in DEMO_VARIANTS:
+        spec = get_variant(name)
+        config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/config.json'))
+        channels.append(list(config.get('block_out_channels', [])))
+    return channels
+
+
+def _is_random(model_root):
+    return model_root is not None and (Path(model_root) / RANDOM_MARKER).is_file()
+
+
+def choose_weights(model_root):
+    """
+    Decide which weights the demo uses; return ``(model_root or None, meaningful, note)``.
+
+    Real-size UNets (``block_out_channels`` of SD 2.1) count as real weights unless the folder
+    carries the random-weights marker; anything else (e.g. a tiny test root) runs but is
+    reported as not meaningful. Missing weights return ``(None, False, reason)``.
+    """
+    from genpercept_ros.model.weights import WeightsError
+    try:
+        channels = _unet_channels(model_root)
+    except WeightsError as error:
+        return None, False, str(error)
+    where = model_root or 'the Hugging Face cache'
+    if _is_random(model_root):
+        return model_root, False, f'{where} holds random weights ({RANDOM_MARKER})'
+    if any(c != REAL_UNET_CHANNELS for c in channels):
+        return model_root, False, f'{where} holds reduced-size (test) weights, not GenPercept'
+    return model_root, True, f'GenPercept weights from {where}'
+
+
+def tiny_weights_root(preferred, output):
+    """Write (once) and return a folder with tiny random weights of the demo variants."""
+    from genpercept_ros.model.tiny_weights import make_tiny_weights
+    candidates = [Path(preferred)] if preferred else [
+        Path.home() / '.cache' / 'genpercept_ros' / 'tiny_weights', Path(output) / 'tiny_weights']
+    last_error = None
+    for root in candidates:
+        marker = root / RANDOM_MARKER
+        try:
+            if not marker.is_file():
+                root.mkdir(parents=True, exist_ok=True)
+                make_tiny_weights(root, variants=list(DEMO_VARIANTS))
+                marker.write_text('Tiny randomly initialised weights written by `genpercept '
+                                  'demo`; their predictions mean nothing.\n')
+            return root
+        except OSError as error:
+            last_error = error
+    raise OSError(f'cannot write tiny weights in {", ".join(map(str, candidates))}: '
+                  f'{last_error}')
+
+
+def banner(lines, width=78):
+    """Return a loud framed block of text, long lines wrapped."""
+    import textwrap
+    lines = [part for line in lines
+             for part in (textwrap.wrap(line, width - 4, subsequent_indent='  ') or [''])]
+    width = max(len(line) for line in lines) + 4
+    rule = '!' * width
+    return '\n'.join([rule] + [f'! {line.ljust(width - 4)} !' for line in lines] + [rule])
+
+
+# Results ---------------------------------------------------------------------------------------
+
+def percentiles_ms(values_ns):
+    """Return p50/p90/p99/max/mean of nanosecond values in milliseconds (None when empty)."""
+    if not values_ns:
+        return None
+    ms = np.asarray(values_ns, dtype=np.float64) / 1e6
+    return {'p50': float(np.percentile(ms, 50)), 'p90': float(np.percentile(ms, 90)),
+            'p99': float(np.percentile(ms, 99)), 'max': float(ms.max()),
+            'mean': float(ms.mean()), 'count': int(ms.size)}
+
+
+def depth_accuracy(relative, kind, ground_truth):
+    """
+    Compare a relative depth map with the scene's true depth after a scale/shift fit.
+
+    The fit is the evaluation protocol's alignment (depth space for depth variants, disparity
+    space for disparity variants); returns AbsRel and delta < 1.25 over the valid pixels.
+    """
+    from genpercept_ros.geometry.scale import fit_scale_shift
+    from genpercept_ros.geometry.scale import space_for_kind
+    valid = np.isfinite(ground_truth) & (ground_truth > 0)
+    fit = fit_scale_shift(relative, ground_truth, valid, space=space_for_kind(kind),
+                          min_inlier_ratio=0.0, inlier_threshold=0.1)
+    if not np.isfinite(fit.scale):
+        return {'fitted': False, 'reason': fit.reason}
+    metric = fit.to_metric(relative)
+    ok = valid & np.isfinite(metric)
+    if not ok.any():
+        return {'fitted': False, 'reason': 'the fitted depth has no valid pixel'}
+    ratio = metric[ok] / ground_truth[ok]
+    return {'fitted': True, 'scale': fit.scale, 'shift': fit.shift,
+            'abs_rel': float(np.mean(np.abs(metric[ok] - ground_truth[ok]) / ground_truth[ok])),
+            'delta1': float(np.mean(np.maximum(ratio, 1.0 / ratio) < 1.25))}
+
+
+def save_frame_files(out, messages, scene, intrinsics_msg):
+    """Write the PNG, PLY and camera YAML files of one processed frame; return their names."""
+    import cv2
+    from genpercept_ros.messages.image import image_to_array
+    from genpercept_ros.messages.pointcloud import pointcloud_to_xyz
+    from .camera_yaml import camera_info_to_yaml
+    from .ply import write_ply
+    files = {}
+    cv2.imwrite(str(out / 'input.png'), scene.rgb[:, :, ::-1])
+    files['input'] = 'input.png'
+    for name, topic in (('depth_colored', 'depth/colored'), ('normals', 'normals/colored')):
+        if topic in messages:
+            cv2.imwrite(str(out / f'{name}.png'), image_to_array(messages[topic])[:, :, ::-1])
+            files[name] = f'{name}.png'
+    if 'points' in messages:
+        xyz = pointcloud_to_xyz(messages['points'])
+        rgb = scene.rgb if scene.rgb.shape[:2] == xyz.shape[:2] else None
+        normals = None
+        if 'normals/image' in messages:
+            normals = image_to_array(messages['normals/image'])
+            normals = normals if normals.shape[:2] == xyz.shape[:2] else None
+        count = write_ply(out / 'cloud.ply', xyz, rgb, normals)
+        files['cloud'] = 'cloud.ply'
+        files['cloud_points'] = count
+    if intrinsics_msg is not None:
+        (out / 'camera_info.yaml').write_text(camera_info_to_yaml(intrinsics_msg, 'demo_camera'))
+        files['camera_info'] = 'camera_info.yaml'
+    return files
+
+
+# Run -------------------------------------------------------------------------------------------
+
+def _defaults(args):
+    short = args.short
+    frames = args.frames if args.frames is not None else (6 if short else 30)
+    width = args.width or (128 if short else 320)
+    height = args.height or (96 if short else 240)
+    return frames, width, height
+
+
+def _check(args, frames, width, height):
+    if frames < 1:
+        return f'--frames must be >= 1, got {frames}'
+    if not args.rate > 0:
+        return f'--rate must be positive, got {args.rate}'
+    if width < 16 or height < 16:
+        return f'the camera must be at least 16x16, got {width}x{height}'
+    if args.processing_resolution is not None and args.processing_resolution < 0:
+        return f'--processing-resolution must be >= 0, got {args.processing_resolution}'
+    return None
+
+
+def run(args):
+    """Run the demo; return the exit status."""
+    frames, width, height = _defaults(args)
+    message = _check(args, frames, width, height)
+    if message:
+        print(f'genpercept demo: error: {message}', file=sys.stderr)
+        return 2
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    started = time.monotonic()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    model_root, meaningful, note = choose_weights(args.model_root)
+    if model_root is None and not meaningful:
+        fallback = tiny_weights_root(args.tiny_weights_dir, out)
+        print(f'genpercept demo: no GenPercept weights found ({note})')
+        model_root, note = str(fallback), f'tiny random weights in {fallback}: {note}'
+    if not meaningful:
+        print(banner(['PREDICTIONS ARE NOT MEANINGFUL',
+                      'This demo runs with random weights; depth and normals are noise.',
+                      f'Weights: {note}',
+                      'Get the real weights: genpercept download --model-root DIR, then',
+                      '  genpercept demo --model-root DIR']), flush=True)
+    from .demo_run import run_demo
+    return run_demo(args, out, frames, width, height, model_root, meaningful, note, started)

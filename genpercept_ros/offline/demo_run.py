@@ -1,0 +1,216 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The rclpy part of ``genpercept demo``: camera, node and recorder in one executor."""
+
+import json
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from .demo import COMPLETE_TOPICS
+from .demo import depth_accuracy
+from .demo import NAMESPACE
+from .demo import percentiles_ms
+from .demo import save_frame_files
+
+DISCOVERY_TIMEOUT_S = 10.0
+MIN_GRACE_S = 5.0
+
+
+def _node_parameters(args, model_root, meaningful):
+    from rclpy.parameter import Parameter
+    import torch
+    resolution = args.processing_resolution
+    if resolution is None:
+        cuda = args.device.startswith('cuda') or (args.device == 'auto'
+                                                  and torch.cuda.is_available())
+        resolution = (768 if cuda else 192) if meaningful else 128
+    values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
+              'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
+              'processing_resolution': int(resolution), 'scale_mode': 'range',
+              'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
+    return [Parameter(name, value=value) for name, value in values.items()], values
+
+
+def _spin_until(executor, condition, timeout_s, tick=None):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        executor.spin_once(timeout_sec=0.02)
+        if tick is not None:
+            tick()
+    return condition()
+
+
+def _diagnostics_summary(msg):
+    if msg is None:
+        return None
+    return [{'name': status.name, 'level': int.from_bytes(status.level, 'little')
+             if isinstance(status.level, bytes) else int(status.level),
+             'message': status.message,
+             'values': {kv.key: kv.value for kv in status.values}} for status in msg.status]
+
+
+def run_demo(args, out, frames, width, height, model_root, meaningful, note, started):
+    """Run camera -> node -> recorder and write the results; return the exit status."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from genpercept_ros.node import GenPerceptNode
+    from .bag_io import BagWriter
+    from .demo_nodes import render_frames
+    from .demo_nodes import Recorder
+    from .demo_nodes import SyntheticCamera
+
+    intrinsics, scenes = render_frames(width, height, frames)
+    parameters, values = _node_parameters(args, model_root, meaningful)
+    bag_path = out / 'bag'
+    if bag_path.exists():
+        shutil.rmtree(bag_path)
+    context = Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    nodes = []
+    writer = None
+    try:
+        load_started = time.monotonic()
+        try:
+            node = GenPerceptNode(namespace=NAMESPACE, context=context,
+                                  parameter_overrides=parameters)
+        except Exception as error:  # noqa: B902 - any load failure ends the demo clearly
+            print(f'genpercept demo: error: genpercept_node could not start: '
+                  f'{type(error).__name__}: {error}', file=sys.stderr)
+            return 1
+        load_s = time.monotonic() - load_started
+        nodes.append(node)
+        output_topics = node.core.pipeline.output_topics()
+        writer = BagWriter(bag_path, 'sqlite3')
+        recorder = Recorder(NAMESPACE, output_topics, writer, context=context)
+        camera = SyntheticCamera(scenes, intrinsics, args.rate, NAMESPACE, context=context)
+        nodes += [recorder, camera]
+        for item in nodes:
+            executor.add_node(item)
+        connected = _spin_until(
+            executor, lambda: camera.input_subscribers() >= 2
+            and all(node.count_subscribers(f'{NAMESPACE}/{t}') >= 1 for t in COMPLETE_TOPICS),
+            DISCOVERY_TIMEOUT_S)
+        if not connected:
+            print('genpercept demo: warning: discovery incomplete after '
+                  f'{DISCOVERY_TIMEOUT_S:.0f} s; starting anyway', file=sys.stderr)
+        print(f'genpercept demo: {node.core.pipeline.predictor.describe()}, loaded in '
+              f'{load_s:.1f} s; camera {width}x{height} at {args.rate:g} Hz, {frames} frames, '
+              f'processing resolution {values["processing_resolution"]}', flush=True)
+        camera.start()
+        publish_started = time.monotonic()
+        deadline = started + args.time_limit
+        _spin_until(executor, lambda: camera.done or time.monotonic() > deadline,
+                    max(0.0, deadline - time.monotonic()), recorder.flush)
+        publish_s = time.monotonic() - publish_started
+        last = camera.published_stamps[-1] if camera.published_stamps else None
+
+        def finished():
+            return last is None or last in recorder.complete_stamps(COMPLETE_TOPICS)
+        latencies = recorder.latencies_ns(COMPLETE_TOPICS)
+        grace = max(MIN_GRACE_S, 3.0 * max(latencies.values(), default=0) / 1e9)
+        timed_out = not _spin_until(executor, finished,
+                                    max(0.0, min(grace, deadline - time.monotonic())),
+                                    recorder.flush)
+        _spin_until(executor, lambda: False, 0.3, recorder.flush)  # let the stragglers arrive
+        recorder.flush()
+        summary = _summarise(args, camera, recorder, scenes, intrinsics, values, model_root,
+                             meaningful, note, load_s, publish_s, timed_out, out,
+                             node.core.device, node.core.dtype)
+    finally:
+        for item in nodes:
+            executor.remove_node(item)
+            item.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        if writer is not None:
+            writer.close()
+        rclpy.try_shutdown(context=context)
+    summary['wall_time_s'] = round(time.monotonic() - started, 2)
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    _report(out, summary)
+    return 0 if summary['frames_processed'] > 0 else 1
+
+
+def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, meaningful, note,
+               load_s, publish_s, timed_out, out, device, dtype):
+    from genpercept_ros.messages.camera_info import intrinsics_to_camera_info
+    from genpercept_ros.messages.image import image_to_array
+    complete = recorder.complete_stamps(COMPLETE_TOPICS)
+    latencies = recorder.latencies_ns(COMPLETE_TOPICS)
+    published = len(camera.published_stamps)
+    summary = {
+        'predictions_meaningful': bool(meaningful),
+        'weights': {'model_root': model_root or 'Hugging Face cache', 'note': note,
+                    'depth_model': values['depth_model'],
+                    'normal_model': values['normal_model']},
+        'device': str(device), 'dtype': str(dtype),
+        'processing_resolution': values['processing_resolution'],
+        'camera': {'width': intrinsics.width, 'height': intrinsics.height,
+                   'rate_hz': args.rate, 'frames_published': published,
+                   'publish_duration_s': round(publish_s, 3)},
+        'frames_processed': len(complete),
+        'frames_dropped': published - len(complete),
+        'processed_rate_hz': None,
+        'latency_ms': percentiles_ms(list(latencies.values())),
+        'timed_out_waiting_for_last_frame': bool(timed_out),
+        'model_load_s': round(load_s, 2),
+        'messages_recorded': dict(sorted(recorder.counts.items())),
+        'depth_vs_ground_truth': None,
+        'files': {'bag': 'bag'},
+    }
+    if len(complete) > 1:
+        span_s = (max(latencies[s] + s for s in complete)
+                  - min(latencies[s] + s for s in complete)) / 1e9
+        summary['processed_rate_hz'] = round((len(complete) - 1) / span_s, 3) if span_s else None
+    if complete:
+        newest = complete[-1]
+        messages = recorder.messages_for(newest)
+        scene = scenes[camera.frame_of_stamp[newest]]
+        info = intrinsics_to_camera_info(intrinsics, messages['points'].header)
+        summary['files'].update(save_frame_files(out, messages, scene, info))
+        relative = image_to_array(messages['depth_relative/image']).astype(np.float32)
+        if relative.shape == scene.depth.shape:
+            accuracy = depth_accuracy(relative, 'relative_depth', scene.depth)
+            accuracy['note'] = ('relative depth of the newest frame against the rendered '
+                                'ground truth after a scale/shift fit'
+                                + ('' if meaningful else '; random weights, so meaningless'))
+            summary['depth_vs_ground_truth'] = accuracy
+    summary['diagnostics'] = _diagnostics_summary(recorder.diagnostics)
+    return summary
+
+
+def _report(out, summary):
+    latency = summary['latency_ms']
+    lines = [
+        f'genpercept demo: {summary["frames_processed"]} of '
+        f'{summary["camera"]["frames_published"]} frames processed'
+        + (f', latency p50 {latency["p50"]:.0f} ms, p90 {latency["p90"]:.0f} ms'
+           if latency else ''),
+        f'genpercept demo: results in {out.resolve()}/',
+    ]
+    for key, name in summary['files'].items():
+        if isinstance(name, str):
+            lines.append(f'    {key:14s} {out / name}')
+    lines.append(f'    {"summary":14s} {out / "summary.json"}')
+    if not summary['predictions_meaningful']:
+        lines.append('genpercept demo: REMINDER: random weights were used; the predictions '
+                     'are NOT meaningful (see summary.json).')
+    print('\n'.join(lines), flush=True)
