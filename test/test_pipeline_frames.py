@@ -283,3 +283,37 @@ def test_settings_validation_and_decode_errors():
         PipelineSettings.from_parameters({'near': 1.0})
     with pytest.raises(TypeError, match='Image'):
         decode_image(CameraInfo())
+
+
+def float_reference(depth_m, seconds):
+    """Return a 32FC1 metre reference Image."""
+    msg = Image(height=depth_m.shape[0], width=depth_m.shape[1], encoding='32FC1',
+                step=depth_m.shape[1] * 4, data=depth_m.astype('<f4').tobytes())
+    msg.header = header(seconds)
+    return msg
+
+
+def test_reference_with_nan_inf_and_time_going_backwards():
+    """NaN/Inf reference pixels are ignored; a bag loop resets the scale state and says so."""
+    truth = scene()
+    relative = ((truth.depth - TRUE_SHIFT) / TRUE_SCALE).astype(np.float32)
+    pipeline, _ = make_pipeline(relative, scale_mode='reference')
+    reference = truth.depth.copy()
+    reference[::2] = np.nan
+    reference[1::4, ::3] = np.inf
+    reference[3::4, ::5] = -1.0
+    info = info_for(truth.intrinsics)
+    wanted = frozenset({'depth/image'})
+    pipeline.add_reference(float_reference(reference, 50.0))
+    [result] = pipeline.process([Frame(truth.rgb, header(50.0), info, wanted=wanted)])
+    assert result.scale.source == 'fitted'
+    np.testing.assert_allclose(floats(result.outputs['depth/image']), truth.depth, rtol=1e-3)
+
+    pipeline.add_reference(float_reference(truth.depth, 5.0))
+    [looped] = pipeline.process([Frame(truth.rgb, header(5.0), info, wanted=wanted)])
+    assert looped.scale.source == 'fitted'
+    assert 'backwards' in looped.scale.status
+
+    pipeline.add_reference(float_reference(np.full_like(truth.depth, np.nan), 6.0))
+    [empty] = pipeline.process([Frame(truth.rgb, header(6.0), info, wanted=wanted)])
+    assert empty.scale.source == 'held' and 'rejected' in empty.scale.status
