@@ -489,3 +489,82 @@ def test_two_cameras_batched_with_separate_outputs(harness, make_node):
         np.testing.assert_allclose(info.k, camera_info(w, h).k, rtol=1e-9)
         check_cloud_matches_depth(cloud, image_array(depth_msg), info)
     assert node.core.max_batch_size == 2
+
+
+def test_diagnostics_and_qos_override_parameters(harness, make_node):
+    """Diagnostics report model, device, rates, latency and the assumed scale; QoS is exposed."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    publish_until(harness, namespace, ['depth/image'], rgb_array(), stamp_of(40.0))
+    camera_status = f'{namespace}/genpercept_node: camera'
+    assert wait_for(lambda: int(diagnostic_values(harness, camera_status).get(
+        'frames_processed', 0)) >= 1, 5.0)
+    values = diagnostic_values(harness, camera_status)
+    for key in ('input_rate_hz', 'output_rate_hz', 'latency_ms', 'frames_dropped',
+                'errors_total', 'scale_status'):
+        assert key in values, key
+    assert values['scale_source'] == 'assumed' and values['scale_mode'] == 'range'
+    model = diagnostic_values(harness, f'{namespace}/genpercept_node: model')
+    assert model['device'] == 'cpu' and model['dtype'] == 'fp32'
+    assert model['depth_model'] == 'depth-v2' and model['normal_model'] == 'disabled'
+    assert node.has_parameter(f'qos_overrides.{namespace}/depth/image.publisher.reliability')
+    assert node.has_parameter(f'qos_overrides.{namespace}/image.subscription.reliability')
+    assert node.get_parameter(
+        f'qos_overrides.{namespace}/image.subscription.reliability').value == 'best_effort'
+
+
+def test_reference_depth_topic_sets_the_scale(harness, make_node):
+    """A metric reference on reference/depth with the frame's stamp is fitted and reported."""
+    node, namespace = make_node(normal_model='', scale_mode='reference', fit_min_points=20)
+    harness.subscribe(namespace, ['depth_relative/image', 'scale', 'depth/image'])
+    rgb = rgb_array(seed=7)
+    first = publish_until(harness, namespace, ['depth_relative/image'], rgb, stamp_of(60.0))
+    relative = image_array(first['depth_relative/image'])
+    # The model is deterministic: the same image gives the same relative map, so a reference
+    # equal to 2 r + 1 metres must be fitted as scale 2, shift 1.
+    reference = (2.0 * relative + 1.0).astype('<f4')
+    ref_pub = harness.client.create_publisher(Image, f'{namespace}/reference/depth',
+                                              qos_profile_sensor_data)
+    image_pub, info_pub = harness.camera(namespace)
+    key = f'{namespace}/scale'
+    fitted = []
+    stamps = itertools.count(61)
+
+    def send():
+        stamp = stamp_of(float(next(stamps)))
+        ref = Image(height=HEIGHT, width=WIDTH, encoding='32FC1', step=WIDTH * 4,
+                    data=reference.tobytes())
+        ref.header.stamp, ref.header.frame_id = stamp, 'camera_optical'
+        ref_pub.publish(ref)
+        time.sleep(0.05)
+        info_pub.publish(camera_info(stamp=stamp))
+        image_pub.publish(image_msg(rgb, stamp))
+
+    def done():
+        fitted[:] = [m for m in harness.received[key] if np.isfinite(m.data[2])]
+        return bool(fitted)
+
+    assert wait_for(done, 20.0, send, period=0.2)
+    scale, shift, inliers, residual = fitted[-1].data
+    assert scale == pytest.approx(2.0, rel=1e-3) and shift == pytest.approx(1.0, abs=1e-3)
+    assert inliers > 0.99
+
+
+def test_out_of_memory_drops_the_frame_and_keeps_serving(harness, make_node):
+    """An out-of-memory error in inference is reported, the frame dropped, service continues."""
+    import torch
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    predictor = node.core.pipeline.predictor
+    real_predict = predictor.predict
+    failures = [torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')]
+
+    def predict_once_out_of_memory(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_predict(*args, **kwargs)
+
+    predictor.predict = predict_once_out_of_memory
+    out = publish_until(harness, namespace, ['depth/image'], rgb_array(), stamp_of(70.0))
+    assert out['depth/image'].header.stamp == stamp_of(70.0)
+    assert node.core.channels[0].stats.problems['out_of_memory'] == 1
