@@ -75,10 +75,7 @@ def build_pointcloud(header, xyz, rgb=None, normals=None):
     if points.ndim != 3 or points.shape[2] != 3:
         raise CodecError(f'xyz must be (H, W, 3) or (N, 3), got shape {np.shape(xyz)}')
     height, width = points.shape[:2]
-    colours = _optional_like(rgb, points.shape, 'rgb')
-    if colours is not None and colours.dtype != np.uint8:
-        raise CodecError(f'rgb must be uint8, got {colours.dtype}')
-    normal_vectors = _optional_like(normals, points.shape, 'normals')
+    colours, normal_vectors = _extras(rgb, normals, points.shape)
     fields, point_step = cloud_fields(colours is not None, normal_vectors is not None)
     points = np.ascontiguousarray(points, dtype=np.float32)
     data = _pack_points([points], colours, normal_vectors, point_step)
@@ -106,7 +103,7 @@ def depth_to_pointcloud(header, depth_m, intrinsics, rgb=None, normals=None):
 
     Same message as ``build_pointcloud(header, backproject(depth_m, intrinsics), rgb,
     normals)`` (identical bytes), but the points are interleaved only once, straight into the
-    message buffer, which roughly halves the cost of a full-resolution cloud. ``intrinsics``
+    message buffer (about a quarter cheaper at 640x480, see BENCHMARKS.md). ``intrinsics``
     must match the depth size (use ``Intrinsics.decimated``/``scaled`` first). Raises
     CodecError for mismatched inputs.
     """
@@ -115,10 +112,7 @@ def depth_to_pointcloud(header, depth_m, intrinsics, rgb=None, normals=None):
     except ValueError as error:
         raise CodecError(str(error)) from None
     shape = planes[2].shape + (3,)
-    colours = _optional_like(rgb, shape, 'rgb')
-    if colours is not None and colours.dtype != np.uint8:
-        raise CodecError(f'rgb must be uint8, got {colours.dtype}')
-    normal_vectors = _optional_like(normals, shape, 'normals')
+    colours, normal_vectors = _extras(rgb, normals, shape)
     fields, point_step = cloud_fields(colours is not None, normal_vectors is not None)
     data = _pack_points(list(planes), colours, normal_vectors, point_step)
     return _cloud_message(header, shape[0], shape[1], fields, point_step, data)
@@ -129,8 +123,8 @@ def pointcloud_to_xyz(msg):
     Read the x, y, z fields of any PointCloud2 as a (height, width, 3) float32 array.
 
     Fields are located by name and offset (FLOAT32 or FLOAT64, read as float32; any padding
-    or order),
-    ``is_bigendian``, ``point_step`` and ``row_step`` are honoured; NaN points are kept.
+    or order); ``is_bigendian``, ``point_step`` and ``row_step`` are honoured; NaN points are
+    kept.
     Raises CodecError when a field is missing or the sizes do not fit the data.
     """
     height, width = int(msg.height), int(msg.width)
@@ -194,6 +188,14 @@ def _pack_points(planes, colours, normal_vectors, point_step):
     if merged.__array_interface__['data'][0] != floats.__array_interface__['data'][0]:
         floats[...] = merged
     return data
+
+
+def _extras(rgb, normals, shape):
+    """Return the validated optional colours and normals for points of ``shape``."""
+    colours = _optional_like(rgb, shape, 'rgb')
+    if colours is not None and colours.dtype != np.uint8:
+        raise CodecError(f'rgb must be uint8, got {colours.dtype}')
+    return colours, _optional_like(normals, shape, 'normals')
 
 
 def _optional_like(values, shape, name):
