@@ -19,13 +19,16 @@ import array
 from genpercept_ros.geometry import backproject
 from genpercept_ros.geometry import Intrinsics
 from genpercept_ros.messages import build_pointcloud
+from genpercept_ros.messages import camera_info_to_intrinsics
 from genpercept_ros.messages import CodecError
 from genpercept_ros.messages import depth_to_pointcloud
 from genpercept_ros.messages import pointcloud_to_xyz
 import numpy as np
 import pytest
+from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import PointCloud2
 from sensor_msgs.msg import PointField
+from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
 RNG = np.random.default_rng(11)
@@ -128,6 +131,33 @@ def test_depth_to_pointcloud_equals_backproject_then_build(rgb, normals):
     assert (direct.height, direct.width, direct.point_step, direct.row_step) == (
         reference.height, reference.width, reference.point_step, reference.row_step)
     assert direct.header.frame_id == 'camera_optical' and direct.is_dense is False
+
+
+def test_cloud_is_bit_identical_to_depth_image_proc():
+    # depth_image_proc (conversions.hpp convertDepth, float depth) computes in float32:
+    # center = (float) cx, constant = (float) (1.0 / fx), x = (u - center) * depth * constant,
+    # with cx, fx from image_geometry (P adjusted for binning and ROI).
+    info = CameraInfo(width=40, height=30, k=[50.0, 0, 19.5, 0, 52.0, 14.5, 0, 0, 1],
+                      p=[48.3, 0, 18.7, 0, 0, 49.1, 15.2, 0, 0, 0, 1, 0])
+    info.binning_x, info.binning_y = 2, 2
+    info.roi = RegionOfInterest(x_offset=4, y_offset=6, width=18, height=12)
+    fx, fy = 48.3 / 2, 49.1 / 2
+    cx, cy = (18.7 - 4) / 2, (15.2 - 6) / 2
+    depth = RNG.uniform(0.3, 7.0, size=(6, 9)).astype(np.float32)
+    depth[2, 2] = np.nan
+    intrinsics = camera_info_to_intrinsics(info, 9, 6)
+    points = decode(depth_to_pointcloud(Header(), depth, intrinsics))
+    center_x, center_y = np.float32(cx), np.float32(cy)
+    constant_x, constant_y = np.float32(1.0 / fx), np.float32(1.0 / fy)
+    for v in range(6):
+        for u in range(9):
+            z = depth[v, u]
+            expected = [np.nan] * 3 if not np.isfinite(z) else [
+                (np.float32(u) - center_x) * z * constant_x,
+                (np.float32(v) - center_y) * z * constant_y, z]
+            actual = [points['x'][v, u], points['y'][v, u], points['z'][v, u]]
+            np.testing.assert_array_equal(np.array(actual, np.float32),
+                                          np.array(expected, np.float32))
 
 
 def test_depth_to_pointcloud_rejects_mismatches():
