@@ -568,3 +568,12 @@ def test_out_of_memory_drops_the_frame_and_keeps_serving(harness, make_node):
     out = publish_until(harness, namespace, ['depth/image'], rgb_array(), stamp_of(70.0))
     assert out['depth/image'].header.stamp == stamp_of(70.0)
     assert node.core.channels[0].stats.problems['out_of_memory'] == 1
+
+
+def test_lifecycle_configure_failure_keeps_process_up(harness, make_node, tmp_path):
+    """Missing weights make configure fail (FAILURE, reason logged); the node stays usable."""
+    from genpercept_ros.node import GenPerceptLifecycleNode
+    node, namespace = make_node(GenPerceptLifecycleNode, model_root=str(tmp_path / 'none'))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert node.core.pipeline is None
+    assert node.get_parameter('near_m').value == 0.5
