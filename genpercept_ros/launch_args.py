@@ -232,6 +232,7 @@ def input_remappings(image_topic, camera_info_topic='', reference_topic='', pref
              (f'{local}camera_info', camera_info_topic)]
     if reference_topic:
         rules += [(f'{local}reference/depth', reference_topic),
+                  (f'{local}reference/camera_info', sibling_topic(reference_topic, 'camera_info')),
                   (f'{local}reference/points', reference_topic)]
     return tuple((source, target) for source, target in rules if source != target)
 
@@ -364,13 +365,13 @@ def plan_multi_camera(values, share_dir):
 
 def _camera_topics(parsed, camera, relative_to_root):
     """
-    Return the (image, camera_info) topics of one camera with ``{camera}`` expanded.
+    Return the (image, camera_info, reference) topics of one camera with ``{camera}`` expanded.
 
     Relative names mean "inside the camera namespace"; a node in the root namespace needs them
     prefixed with the camera name to point at the same topics.
     """
     topics = []
-    for name in ('image_topic', 'camera_info_topic'):
+    for name in ('image_topic', 'camera_info_topic', 'reference_topic'):
         topic = parsed[name].replace(CAMERA_PLACEHOLDER, camera)
         if topic and relative_to_root and not topic.startswith('/'):
             topic = f'{camera}/{topic}'

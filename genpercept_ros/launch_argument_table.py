@@ -65,7 +65,7 @@ def _param(name, description, choices=(), kind=None, parameter=None):
     default_text = _format_default(spec.default)
     return LaunchArgument(
         name=name, default='', kind=kind or spec.kind,
-        description=f"{description} '' keeps the params_file value ({default_text}).",
+        description=f'{description} Unset keeps the params_file value (shipped: {default_text}).',
         choices=('',) + tuple(choices) if choices else (), parameter=target)
 
 
@@ -108,11 +108,12 @@ _MODEL_ARGUMENTS = (
     _param('cloud_decimation', 'Keep every N-th row and column of `points`.'),
 )
 
-_COMMON_ARGUMENTS = _MODEL_ARGUMENTS + (
+_COMMON_ARGUMENTS = (
     LaunchArgument('params_file', '', 'Node parameter YAML (a `genpercept_node: ros__parameters:` '
                    'section); empty = share/genpercept_ros/config/genpercept.yaml.', kind='path'),
     LaunchArgument('preset', '', 'Parameter preset merged over params_file: '
                    'config/<preset>.yaml.', choices=('',) + PRESETS),
+) + _MODEL_ARGUMENTS + (
     LaunchArgument('use_sim_time', 'false', 'Use /clock (set true when playing a bag with '
                    '`ros2 bag play --clock`).', kind='bool'),
     LaunchArgument('log_level', 'info', 'Log level of the genpercept node.',
@@ -141,8 +142,10 @@ SINGLE_CAMERA_ARGUMENTS = (
                    kind='topic'),
     LaunchArgument('camera_info_topic', '', 'CameraInfo topic; empty = the camera_info sibling '
                    'of image_topic (as image_transport resolves it).', kind='topic'),
-    LaunchArgument('reference_topic', '', "Metric reference for scale_mode 'reference'; empty "
-                   '= <namespace>/reference/depth (or reference/points).', kind='topic'),
+    LaunchArgument('reference_topic', '', "Metric reference for scale_mode 'reference': a "
+                   'depth Image (its camera_info sibling is used too) or, with '
+                   'reference_type:=points, a PointCloud2; empty = <namespace>/reference/depth '
+                   '(or reference/points).', kind='topic'),
     LaunchArgument('fixed_frame', 'camera_link', 'rviz2 Fixed Frame: a frame in your TF tree, or '
                    'the image frame_id when there is no TF.', kind='frame'),
     LaunchArgument('base_frame', 'camera_link', 'Parent frame of publish_optical_tf.',
@@ -164,6 +167,9 @@ MULTI_CAMERA_ARGUMENTS = (
     LaunchArgument('camera_info_topic', '', "CameraInfo topic per camera ('{camera}' allowed); "
                    'empty = the camera_info sibling of image_topic.', kind='topic',
                    camera_template=True),
+    LaunchArgument('reference_topic', '', "Metric reference per camera for scale_mode 'reference' "
+                   "('{camera}' allowed); empty = <camera>/reference/depth (or "
+                   'reference/points).', kind='topic', camera_template=True),
     LaunchArgument('fixed_frame', 'base_link', 'rviz2 Fixed Frame, common to all cameras.',
                    kind='frame'),
     LaunchArgument('base_frame', '{camera}_link', 'Parent frame of publish_optical_tf '

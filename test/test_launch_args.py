@@ -212,6 +212,15 @@ def test_explicit_camera_info_and_reference_topics(share_dir):
     assert node.parameters['reference_type'] == 'points'
 
 
+def test_realsense_aligned_depth_reference(share_dir):
+    node = only_node(plan_single_camera({
+        'scale_mode': 'reference',
+        'reference_topic': '/camera/camera/aligned_depth_to_color/image_raw'}, share_dir))
+    rules = dict(node.remappings)
+    assert rules['reference/depth'] == '/camera/camera/aligned_depth_to_color/image_raw'
+    assert rules['reference/camera_info'] == '/camera/camera/aligned_depth_to_color/camera_info'
+
+
 def test_node_arguments_lifecycle_and_log_level(share_dir):
     plain = only_node(plan_single_camera({'log_level': 'debug'}, share_dir))
     assert plain.arguments == () and not plain.lifecycle
