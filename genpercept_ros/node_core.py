@@ -26,24 +26,18 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
-from rcl_interfaces.msg import FloatingPointRange
-from rcl_interfaces.msg import IntegerRange
-from rcl_interfaces.msg import ParameterDescriptor
-from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.parameter import Parameter
 
 from .messages.errors import CodecError
 from .node_camera import CameraChannel
 from .node_camera import make_qos
 from .node_diagnostics import Diagnostics
+from .node_parameters import declare_parameters
 from .pipeline import decode_image
 from .pipeline import Frame
 from .pipeline import FramePipeline
 from .pipeline import PipelineSettings
 from .pipeline_parameters import PARAMETER_SPECS
-from .pipeline_parameters import PARAMETERS
 from .pipeline_parameters import resolve_device
 from .pipeline_parameters import resolve_dtype
 from .pipeline_parameters import validate_parameters
@@ -53,31 +47,6 @@ LOG_THROTTLE_S = 5.0
 _THROTTLE_KEYS = 256
 # How long shutdown waits for the worker (an inference in progress cannot be interrupted).
 WORKER_JOIN_S = 1.5
-
-_PARAMETER_TYPES = {'bool': ParameterType.PARAMETER_BOOL,
-                    'int': ParameterType.PARAMETER_INTEGER,
-                    'float': ParameterType.PARAMETER_DOUBLE,
-                    'str': ParameterType.PARAMETER_STRING,
-                    'str_array': ParameterType.PARAMETER_STRING_ARRAY}
-
-
-def parameter_descriptor(spec):
-    """Return the ROS ParameterDescriptor (type, description, range, read_only) of a spec."""
-    descriptor = ParameterDescriptor(name=spec.name, type=_PARAMETER_TYPES[spec.kind],
-                                     description=spec.description, read_only=spec.read_only)
-    if spec.choices:
-        descriptor.additional_constraints = 'one of: ' + ', '.join(
-            repr(choice) for choice in spec.choices)
-    elif spec.strictly_positive:
-        descriptor.additional_constraints = 'must be > 0'
-    low = 0.0 if spec.minimum is None and spec.strictly_positive else spec.minimum
-    if spec.kind == 'int' and low is not None and spec.maximum is not None:
-        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(spec.maximum),
-                                                 step=1)]
-    if spec.kind == 'float' and low is not None and spec.maximum is not None:
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(low), to_value=float(spec.maximum), step=0.0)]
-    return descriptor
 
 
 def is_out_of_memory(error):
@@ -103,7 +72,7 @@ class NodeCore:
         """Declare and validate parameters (raises ``ValueError`` for invalid values)."""
         self.node = node
         self.logger = node.get_logger()
-        self.params = self._declare_parameters()
+        self.params = declare_parameters(node)
         self.settings = PipelineSettings.from_parameters(self.params)
         node.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline = None
@@ -125,20 +94,6 @@ class NodeCore:
         self._normals_agreement = {}
 
     # Parameters ----------------------------------------------------------------------------
-
-    def _declare_parameters(self):
-        for spec in PARAMETERS:
-            # rclpy cannot type an empty list; declare the type and read "unset" as [].
-            default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
-            self.node.declare_parameter(spec.name, default, parameter_descriptor(spec))
-        values = {}
-        for spec in PARAMETERS:
-            try:
-                values[spec.name] = self.node.get_parameter(spec.name).value
-            except ParameterUninitializedException:
-                # An empty YAML list (`cameras: []`) carries no type and arrives unset.
-                values[spec.name] = spec.default
-        return validate_parameters(values)
 
     def _on_set_parameters(self, parameters):
         candidate = dict(self.params)

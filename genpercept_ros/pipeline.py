@@ -50,7 +50,7 @@ from .pipeline_outputs import topics_needing
 from .pipeline_parameters import DEFAULTS
 from .pipeline_parameters import validate_parameters
 from .pipeline_scale import CameraScaleState
-from .pipeline_scale import ScaleReport  # noqa: F401 (re-exported)
+from .pipeline_scale import ScaleReport
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@
 
 from pathlib import Path
 
-from genpercept_ros.node_core import parameter_descriptor
+from genpercept_ros.node_parameters import parameter_descriptor
 from genpercept_ros.pipeline_parameters import DEFAULTS
 from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
 from genpercept_ros.pipeline_parameters import resolve_device
