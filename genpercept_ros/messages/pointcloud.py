@@ -175,11 +175,9 @@ def _pack_points(planes, colours, normal_vectors, point_step):
     if not data:
         return data
     if colours is not None:
-        colours = np.ascontiguousarray(colours)
-        packed = np.empty((height, width, 4), dtype=np.uint8)
         # Little-endian uint32 (r << 16) | (g << 8) | b is the byte sequence b, g, r, 0.
-        cv2.mixChannels([colours, np.zeros((height, width), dtype=np.uint8)], [packed],
-                        [2, 0, 1, 1, 0, 2, 3, 3])
+        packed = cv2.cvtColor(np.ascontiguousarray(colours), cv2.COLOR_RGB2BGRA)
+        packed.view('<u4')[...] &= np.uint32(0x00FFFFFF)
         planes.append(packed.view(np.float32))
     if normal_vectors is not None:
         planes.append(np.ascontiguousarray(normal_vectors, dtype=np.float32))
