@@ -154,6 +154,10 @@ def parse_value(argument, text):
             f'launch argument `{argument.name}`: {text!r} is not a valid TF frame name.')
     if kind == 'list':
         return _parse_camera_list(argument.name, text)
+    if kind == 'path':
+        # `model_root:=~/models` reaches the launch file unexpanded (no shell tilde expansion
+        # inside a word).
+        return os.path.expanduser(text)
     return text
 
 

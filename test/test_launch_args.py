@@ -116,6 +116,12 @@ def test_integer_yaml_values_become_floats_for_float_parameters(share_dir, tmp_p
     assert type(merged['near_m']) is float and merged['far_m'] == 8.0
 
 
+def test_paths_expand_the_home_folder(share_dir, monkeypatch):
+    monkeypatch.setenv('HOME', '/home/robot')
+    node = only_node(plan_single_camera({'model_root': '~/genpercept_models'}, share_dir))
+    assert node.parameters['model_root'] == '/home/robot/genpercept_models'
+
+
 def test_none_disables_a_task(share_dir):
     node = only_node(plan_single_camera({'normal_model': 'none'}, share_dir))
     assert node.parameters['normal_model'] == ''
