@@ -60,7 +60,8 @@ RGB_ENCODINGS = tuple(sorted(_TO_RGB))
 _IMREAD_RGB = getattr(cv2, 'IMREAD_COLOR_RGB', None)
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-# Compressed images declaring more pixels than this are refused before decoding (16384^2/4).
+# Compressed images declaring more pixels than this (~67 Mpx, 8192 x 8192) are refused
+# before decoding.
 DEFAULT_MAX_PIXELS = 1 << 26
 _IS_BIGENDIAN = 1 if sys.byteorder == 'big' else 0
 
