@@ -66,8 +66,12 @@ def _rgb(index):
     return np.random.default_rng(index).integers(0, 256, (H, W, 3), dtype=np.uint8)
 
 
-def write_bag(path, storage, compressed=False, camera_info=True, frames=FRAMES):
-    """Write a camera bag: image (raw or png), camera_info, and an unrelated /chatter topic."""
+def write_bag(path, storage, compressed=False, camera_info=True, frames=FRAMES, references=None):
+    """
+    Write a camera bag: image (raw or png), camera_info, and an unrelated /chatter topic.
+
+    ``references`` (list of HxW float32 metres per frame) adds ``/cam/reference/depth``.
+    """
     image_type = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
     image_topic = '/cam/image_raw/compressed' if compressed else '/cam/image_raw'
     info_cls = _types('sensor_msgs/msg/CameraInfo')
@@ -79,6 +83,9 @@ def write_bag(path, storage, compressed=False, camera_info=True, frames=FRAMES):
         info_conn = writer.add_connection('/cam/camera_info', info_cls.__msgtype__,
                                           typestore=TS) if camera_info else None
         chat_conn = writer.add_connection('/chatter', string.__msgtype__, typestore=TS)
+        image_cls = _types('sensor_msgs/msg/Image')
+        ref_conn = writer.add_connection('/cam/reference/depth', image_cls.__msgtype__,
+                                         typestore=TS) if references is not None else None
         for index in range(frames):
             t = T0 + index * STEP_NS
             header = _header(t)
@@ -100,6 +107,11 @@ def write_bag(path, storage, compressed=False, camera_info=True, frames=FRAMES):
                     roi=roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
                 # camera_info recorded just after its image, as drivers usually do.
                 writer.write(info_conn, t + 1000, TS.serialize_cdr(info, info_cls.__msgtype__))
+            if references is not None:
+                depth = np.ascontiguousarray(references[index], dtype='<f4')
+                ref = image_cls(header=header, height=H, width=W, encoding='32FC1',
+                                is_bigendian=0, step=W * 4, data=depth.view(np.uint8).ravel())
+                writer.write(ref_conn, t - 1000, TS.serialize_cdr(ref, image_cls.__msgtype__))
             writer.write(image_conn, t, TS.serialize_cdr(msg, image_type))
             writer.write(chat_conn, t + 5, TS.serialize_cdr(string(data=f'hello {index}'),
                                                             string.__msgtype__))
@@ -278,3 +290,31 @@ def test_node_parameters_shape_the_outputs(tmp_path, tiny_model_root, capsys):
            'near_m=20']
     assert _run(bad + _model(tiny_model_root)) == 2
     assert 'near_m' in capsys.readouterr().err
+
+
+def _image_array(msg):
+    return np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(msg.height, msg.width)
+
+
+def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_root):
+    # First pass: the relative output of each frame. Second pass: a metric reference made from
+    # it with a known affine map, which the reference mode must recover.
+    first, first_out = tmp_path / 'first', tmp_path / 'first_out'
+    image_topic = write_bag(first, 'sqlite3', frames=2)
+    assert _run([str(first), '-o', str(first_out), '--image-topic', image_topic]
+                + _model(tiny_model_root)) == 0
+    relatives = [_image_array(m) for _, _, m in
+                 read_bag(first_out)[0]['/cam/depth_relative/image'][1]]
+    scale, shift = 4.0, 0.75
+    references = [scale * r + shift for r in relatives]
+    source, output = tmp_path / 'in', tmp_path / 'out'
+    write_bag(source, 'mcap', frames=2, references=references)
+    assert _run([str(source), '-o', str(output), '--image-topic', image_topic,
+                 '-p', 'scale_mode=reference', '-p', 'fit_min_points=20']
+                + _model(tiny_model_root)) == 0
+    result, _ = read_bag(output)
+    assert len(result['/cam/reference/depth'][1]) == 2
+    for (_, _, depth), expected in zip(result['/cam/depth/image'][1], references):
+        np.testing.assert_allclose(_image_array(depth), expected, rtol=1e-3)
+    fitted = np.asarray(result['/cam/scale'][1][-1][2].data)
+    np.testing.assert_allclose(fitted[:2], [scale, shift], rtol=1e-3, atol=1e-3)

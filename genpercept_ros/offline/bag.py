@@ -24,6 +24,10 @@ Camera info: with ``--camera-info-topic`` named explicitly, a bag without that t
 When the topic is only the default guess (``<namespace>/camera_info``) and the bag lacks it,
 depth and normals are still written, without point clouds or ``depth/camera_info``, and a
 warning says so. Each image is paired with the camera_info of the same stamp, else the nearest.
+
+``-p scale_mode=reference`` feeds ``<namespace>/reference/depth`` (+ ``reference/camera_info``)
+or ``reference/points`` (``-p reference_type=points``) to the pipeline in bag order, exactly as
+the node receives them when the bag is replayed.
 """
 
 import bisect
@@ -161,6 +165,43 @@ def _check_output_topics(reader, pipeline, namespace):
                        'another --output-namespace')
 
 
+def reference_topics(args, namespace):
+    """Return ``(reference topic, reference camera_info topic or None)`` or None (no mode)."""
+    from genpercept_ros.pipeline_parameters import DEFAULTS
+    params = parse_params(args.param)
+    if params.get('scale_mode', DEFAULTS['scale_mode']) != 'reference':
+        return None
+    if params.get('reference_type', DEFAULTS['reference_type']) == 'points':
+        return output_topic(namespace, 'reference/points'), None
+    return (output_topic(namespace, 'reference/depth'),
+            output_topic(namespace, 'reference/camera_info'))
+
+
+class _References:
+    """Feed the metric reference messages of the bag to the pipeline."""
+
+    def __init__(self, topics, pipeline, reader):
+        self.topic, self.info_topic = topics if topics else (None, None)
+        self.pipeline = pipeline
+        self.reader = reader
+        self.info = None
+
+    def handle(self, record):
+        """Consume ``record`` when it is a reference message; return whether it was one."""
+        if record.topic not in (self.topic, self.info_topic):
+            return False
+        try:
+            message = self.reader.deserialize(record)
+            if record.topic == self.info_topic:
+                self.info = message
+            else:
+                self.pipeline.add_reference(message, camera='', camera_info=self.info)
+        except (BagError, TypeError) as error:
+            print(f'genpercept bag: warning: reference message on {record.topic} at '
+                  f'{record.timestamp} ns ignored: {error}', file=sys.stderr)
+        return True
+
+
 def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
     """Copy every message and add the pipeline's outputs; return ``(frames, failures)``."""
     from genpercept_ros.pipeline import decode_image
@@ -168,11 +209,12 @@ def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
     from tqdm import tqdm
     frames = failures = 0
     reported = set()
+    references = _References(reference_topics(args, namespace), pipeline, reader)
     total = reader.message_count(args.image_topic)
     with tqdm(total=total, unit='frame', desc='genpercept bag') as progress:
         for record in reader.records():
             writer.copy(record)
-            if record.topic != args.image_topic:
+            if references.handle(record) or record.topic != args.image_topic:
                 continue
             progress.update(1)
             try:
@@ -249,6 +291,11 @@ def run(args):
                   f'{output_topic(namespace, "camera_info")!r}: writing depth and normals, but '
                   'no point clouds and no depth/camera_info (name the topic with '
                   '--camera-info-topic)', file=sys.stderr)
+        references = reference_topics(args, namespace)
+        if references and references[0] not in reader.topics():
+            print(f'genpercept bag: warning: scale_mode is reference but the bag has no '
+                  f'{references[0]}; depth falls back as the node does (last fit, then range)',
+                  file=sys.stderr)
         predictor = load_predictor(args)
         if predictor is None:
             return 2

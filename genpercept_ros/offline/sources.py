@@ -117,7 +117,7 @@ def read_image_rgb(path):
     try:
         with Image.open(path) as image:
             mode = image.mode
-            rgb = np.asarray(image.convert('RGB'), dtype=np.uint8)
+            rgb = np.array(image.convert('RGB'), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f'{path}: cannot read the image ({error})') from None
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
