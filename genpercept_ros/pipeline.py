@@ -44,6 +44,8 @@ from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from .messages.image import compressed_to_rgb
+from .messages.image import image_to_rgb
 from .pipeline_outputs import build_messages
 from .pipeline_outputs import output_topics
 from .pipeline_outputs import topics_needing
@@ -136,8 +138,6 @@ class FrameResult:
 
 def decode_image(msg):
     """Return HxWx3 uint8 RGB from an Image or CompressedImage (``CodecError`` when invalid)."""
-    from .messages.image import compressed_to_rgb
-    from .messages.image import image_to_rgb
     if isinstance(msg, CompressedImage):
         return compressed_to_rgb(msg)
     if isinstance(msg, Image):

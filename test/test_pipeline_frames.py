@@ -19,6 +19,9 @@ A scripted predictor returns a relative map made from a known metric scene by a 
 model, so every metric output has an exact independent expectation.
 """
 
+import subprocess
+import sys
+
 from builtin_interfaces.msg import Time
 from genpercept_ros.geometry.synthetic import plane_scene
 from genpercept_ros.model.predictor import PredictionOutput
@@ -317,3 +320,10 @@ def test_reference_with_nan_inf_and_time_going_backwards():
     pipeline.add_reference(float_reference(np.full_like(truth.depth, np.nan), 6.0))
     [empty] = pipeline.process([Frame(truth.rgb, header(6.0), info, wanted=wanted)])
     assert empty.scale.source == 'held' and 'rejected' in empty.scale.status
+
+
+def test_pipeline_imports_without_rclpy():
+    """The offline tools reuse the pipeline; importing it must not pull in rclpy."""
+    code = ('import sys, genpercept_ros.pipeline, genpercept_ros.pipeline_parameters; '
+            "sys.exit('rclpy' in sys.modules)")
+    assert subprocess.run([sys.executable, '-c', code], timeout=120).returncode == 0
