@@ -327,3 +327,21 @@ def test_pipeline_imports_without_rclpy():
     code = ('import sys, genpercept_ros.pipeline, genpercept_ros.pipeline_parameters; '
             "sys.exit('rclpy' in sys.modules)")
     assert subprocess.run([sys.executable, '-c', code], timeout=120).returncode == 0
+
+
+def test_depth_normals_check_agrees_on_a_plane():
+    """Normals from the metric depth of a plane agree with the plane's true normals."""
+    truth = scene()
+    relative = ((truth.depth - TRUE_SHIFT) / TRUE_SCALE).astype(np.float32)
+    pipeline, _ = make_pipeline(relative, truth.normals, scale_mode='fixed',
+                                depth_scale=TRUE_SCALE, depth_shift=TRUE_SHIFT,
+                                depth_normals_check=True)
+    frame = Frame(truth.rgb, header(1.0), info_for(truth.intrinsics),
+                  wanted=frozenset({'depth/image', 'normals/image'}))
+    [result] = pipeline.process([frame])
+    assert result.normals_agreement_deg < 1.0
+    flipped, _ = make_pipeline(relative, -truth.normals, scale_mode='fixed',
+                               depth_scale=TRUE_SCALE, depth_shift=TRUE_SHIFT,
+                               depth_normals_check=True)
+    [result] = flipped.process([frame])
+    assert result.normals_agreement_deg > 179.0
