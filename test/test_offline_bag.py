@@ -221,6 +221,21 @@ def test_without_camera_info_depth_and_normals_only(tmp_path, tiny_model_root, c
     assert not CLOUD_TOPICS & set(result)
 
 
+def test_camera_info_from_a_yaml_file(tmp_path, tiny_model_root):
+    source, output = tmp_path / 'in', tmp_path / 'out'
+    image_topic = write_bag(source, 'sqlite3', camera_info=False, frames=1)
+    yaml_path = tmp_path / 'cam.yaml'
+    yaml_path.write_text(f'image_width: {W}\nimage_height: {H}\ncamera_name: cam\n'
+                         'camera_matrix: {rows: 3, cols: 3, '
+                         f'data: [{FX}, 0, {CX}, 0, {FX}, {CY}, 0, 0, 1]}}\n')
+    assert _run([str(source), '-o', str(output), '--image-topic', image_topic,
+                 '--camera-info', str(yaml_path)] + _model(tiny_model_root)) == 0
+    result, _ = read_bag(output)
+    assert len(result['/cam/points'][1]) == 1
+    info = result['/cam/depth/camera_info'][1][0][2]
+    np.testing.assert_allclose(info.k, [FX, 0, CX, 0, FX, CY, 0, 0, 1])
+
+
 def test_named_camera_info_topic_must_exist(tmp_path, tiny_model_root, capsys):
     source = tmp_path / 'in'
     image_topic = write_bag(source, 'mcap', camera_info=False, frames=1)

@@ -24,6 +24,7 @@ Camera info: with ``--camera-info-topic`` named explicitly, a bag without that t
 When the topic is only the default guess (``<namespace>/camera_info``) and the bag lacks it,
 depth and normals are still written, without point clouds or ``depth/camera_info``, and a
 warning says so. Each image is paired with the camera_info of the same stamp, else the nearest.
+``--camera-info FILE.yaml`` (camera_calibration format) supplies one for bags without any.
 
 ``-p scale_mode=reference`` feeds ``<namespace>/reference/depth`` (+ ``reference/camera_info``)
 or ``reference/points`` (``-p reference_type=points``) to the pipeline in bag order, exactly as
@@ -60,6 +61,9 @@ def add_arguments(parser):
     parser.add_argument('--camera-info-topic', default=None,
                         help='CameraInfo topic (default: <namespace>/camera_info; when given '
                              'explicitly it must exist in the bag)')
+    parser.add_argument('--camera-info', default=None, metavar='FILE.yaml',
+                        help='camera_calibration YAML to use for every frame instead of a '
+                             'camera_info topic (for bags recorded without one)')
     parser.add_argument('--output-namespace', default=None,
                         help='namespace of the output topics (default: that of the image topic, '
                              'e.g. /cam for /cam/image_raw)')
@@ -104,21 +108,31 @@ def parse_params(items):
 class _CameraInfos:
     """All camera_info messages of the bag, looked up by header stamp."""
 
-    def __init__(self, messages):
+    def __init__(self, messages, fixed=None):
+        self.fixed = fixed
         pairs = sorted(((stamp_ns(m.header.stamp), m) for m in messages), key=lambda p: p[0])
         self.stamps = [p[0] for p in pairs]
         self.messages = [p[1] for p in pairs]
 
-    def __len__(self):
-        return len(self.messages)
-
     def nearest(self, stamp):
+        if self.fixed is not None:
+            return self.fixed
         if not self.messages:
             return None
         index = bisect.bisect_left(self.stamps, stamp)
         candidates = [i for i in (index - 1, index) if 0 <= i < len(self.stamps)]
         best = min(candidates, key=lambda i: abs(self.stamps[i] - stamp))
         return self.messages[best]
+
+
+def _fixed_camera_info(args):
+    """Return the CameraInfo of ``--camera-info`` or None (ValueError when unusable)."""
+    if not args.camera_info:
+        return None
+    if args.camera_info_topic:
+        raise ValueError('give either --camera-info or --camera-info-topic, not both')
+    from .camera_yaml import load_camera_yaml
+    return load_camera_yaml(args.camera_info).camera_info
 
 
 def _plan(reader, args):
@@ -135,6 +149,8 @@ def _plan(reader, args):
     namespace = split_image_topic(args.image_topic)
     if args.output_namespace is not None:
         namespace = args.output_namespace
+    if args.camera_info:
+        return image_type, None, namespace
     info_topic = args.camera_info_topic or output_topic(namespace, 'camera_info')
     info_type = topics.get(info_topic)
     if info_type is None:
@@ -202,7 +218,7 @@ class _References:
         return True
 
 
-def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
+def _process(args, reader, writer, pipeline, namespace, infos):
     """Copy every message and add the pipeline's outputs; return ``(frames, failures)``."""
     from genpercept_ros.pipeline import decode_image
     from genpercept_ros.pipeline import Frame
@@ -223,7 +239,7 @@ def _process(args, reader, writer, pipeline, namespace, info_topic, infos):
                 failures += 1
                 progress.write(f'genpercept bag: error: {error}')
                 continue
-            info = infos.nearest(stamp_ns(image.header.stamp)) if info_topic else None
+            info = infos.nearest(stamp_ns(image.header.stamp))
             try:
                 frame = Frame(rgb=decode_image(image), header=image.header, camera_info=info)
                 [result] = pipeline.process([frame])
@@ -283,10 +299,11 @@ def run(args):
     try:
         try:
             _, info_topic, namespace = _plan(reader, args)
-            infos = _CameraInfos(reader.read_all(info_topic) if info_topic else [])
-        except BagError as error:
+            infos = _CameraInfos(reader.read_all(info_topic) if info_topic else [],
+                                 fixed=_fixed_camera_info(args))
+        except (BagError, ValueError) as error:
             return _error(error)
-        if info_topic is None:
+        if info_topic is None and infos.fixed is None:
             print(f'genpercept bag: warning: the bag has no camera_info topic '
                   f'{output_topic(namespace, "camera_info")!r}: writing depth and normals, but '
                   'no point clouds and no depth/camera_info (name the topic with '
@@ -307,8 +324,7 @@ def run(args):
         except BagError as error:
             return _error(error)
         try:
-            frames, failures = _process(args, reader, writer, pipeline, namespace,
-                                        info_topic, infos)
+            frames, failures = _process(args, reader, writer, pipeline, namespace, infos)
         except BagError as error:
             writer.discard()
             print(f'genpercept bag: error: {error}; no output bag written', file=sys.stderr)
