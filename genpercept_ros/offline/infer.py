@@ -316,6 +316,9 @@ def run(args):
     if not intrinsics.known:
         print('genpercept infer: note: no intrinsics given (--camera-info or --fx/--fy/--cx/'
               '--cy), so no point clouds are written', file=sys.stderr)
+    elif not args.depth_model:
+        print("genpercept infer: note: depth is disabled (--depth-model ''), so no point "
+              'clouds are written', file=sys.stderr)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictor = load_predictor(args)
