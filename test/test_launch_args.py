@@ -370,3 +370,15 @@ def test_every_argument_is_described():
         for argument in table:
             assert argument.description.strip().endswith(('.', ')')), argument.name
             assert not argument.choices or argument.default in argument.choices, argument.name
+
+
+def test_arguments_required_by_the_issue_exist():
+    required = {'namespace', 'image_topic', 'camera_info_topic', 'input_transport', 'depth_model',
+                'normal_model', 'model_root', 'processing_resolution', 'output_resolution',
+                'device', 'dtype', 'scale_mode', 'near_m', 'far_m', 'depth_scale', 'depth_shift',
+                'reference_topic', 'params_file', 'rviz', 'rviz_config', 'fixed_frame',
+                'use_sim_time', 'log_level', 'lifecycle', 'publish_optical_tf'}
+    single = {argument.name for argument in launch_args.SINGLE_CAMERA_ARGUMENTS}
+    multi = {argument.name for argument in launch_args.MULTI_CAMERA_ARGUMENTS}
+    assert required <= single
+    assert (required - {'namespace'}) | {'cameras', 'single_process'} <= multi
