@@ -324,9 +324,11 @@ class GenPerceptPredictor:
             store = self._features[task]
             store.clear()
             with watch.stage('unet'):
-                unet(sample, self._timestep(batch), encoder_hidden_states=cond)
-                features = list(store[::-1])
-                store.clear()
+                try:
+                    unet(sample, self._timestep(batch), encoder_hidden_states=cond)
+                    features = list(store[::-1])
+                finally:
+                    store.clear()   # never keep activations alive after an error (OOM)
             with watch.stage('head'):
                 pred = self._heads[task](features)[:, None]
         else:
