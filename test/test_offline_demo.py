@@ -26,6 +26,8 @@ from rosbags.rosbag2 import Reader
 
 FRAMES = 6
 
+pytestmark = pytest.mark.ros
+
 
 def _run(argv):
     parser = argparse.ArgumentParser()

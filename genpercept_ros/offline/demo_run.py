@@ -28,7 +28,6 @@ from .demo import percentiles_ms
 from .demo import save_frame_files
 
 DISCOVERY_TIMEOUT_S = 10.0
-MIN_GRACE_S = 5.0
 
 
 def _node_parameters(args, model_root, meaningful):
@@ -125,10 +124,9 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
 
         def finished():
             return last is None or last in recorder.complete_stamps(COMPLETE_TOPICS)
-        latencies = recorder.latencies_ns(COMPLETE_TOPICS)
-        grace = max(MIN_GRACE_S, 3.0 * max(latencies.values(), default=0) / 1e9)
-        timed_out = not _spin_until(executor, finished,
-                                    max(0.0, min(grace, deadline - time.monotonic())),
+        # Newest frame wins in the node, so the last published frame is always processed:
+        # wait for it (bounded by --time-limit).
+        timed_out = not _spin_until(executor, finished, max(0.0, deadline - time.monotonic()),
                                     recorder.flush)
         _spin_until(executor, lambda: False, 0.3, recorder.flush)  # let the stragglers arrive
         recorder.flush()
