@@ -196,15 +196,25 @@ class BagWriter:
         key = source.id
         connection = self._copied.get(key)
         if connection is None:
-            msgdef, digest = source.msgdef.data, source.digest
-            if not msgdef or not digest:
-                msgdef, digest = self._definition(source.msgtype)
-            connection = self._writer.add_connection(
+            connection = self._copy_connection(source)
+            self._copied[key] = connection
+        self._write(connection, record.timestamp, record.data)
+
+    def _copy_connection(self, source):
+        msgdef, digest = source.msgdef.data, source.digest
+        if not msgdef or not digest:
+            msgdef, digest = self._definition(source.msgtype)
+        try:
+            return self._writer.add_connection(
                 source.topic, source.msgtype, msgdef=msgdef, rihs01=digest,
                 serialization_format=source.ext.serialization_format,
                 offered_qos_profiles=source.ext.offered_qos_profiles)
-            self._copied[key] = connection
-        self._write(connection, record.timestamp, record.data)
+        except WriterError:
+            # Two input channels with identical metadata (possible in MCAP) share one.
+            for connection in self._writer.connections:
+                if (connection.topic, connection.msgtype) == (source.topic, source.msgtype):
+                    return connection
+            raise
 
     def write_message(self, topic, message, timestamp):
         """Serialize ``message`` with rclpy and write it on ``topic`` at bag time ``timestamp``."""
