@@ -333,3 +333,32 @@ def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_r
         np.testing.assert_allclose(_image_array(depth), expected, rtol=1e-3)
     fitted = np.asarray(result['/cam/scale'][1][-1][2].data)
     np.testing.assert_allclose(fitted[:2], [scale, shift], rtol=1e-3, atol=1e-3)
+
+
+def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
+    from genpercept_ros.offline.bag_io import BagWriter
+    from genpercept_ros.offline.bag_io import Record
+    from rosbags.interfaces import Connection
+    from rosbags.interfaces import ConnectionExtRosbag2
+    from rosbags.interfaces import MessageDefinition
+    from rosbags.interfaces import MessageDefinitionFormat
+    ext = ConnectionExtRosbag2(serialization_format='cdr', offered_qos_profiles=[])
+    empty = MessageDefinition(MessageDefinitionFormat.NONE, '')
+
+    def connection(cid, topic, msgtype):
+        return Connection(id=cid, topic=topic, msgtype=msgtype, msgdef=empty, digest='',
+                          msgcount=1, ext=ext, owner=None)
+    string = _types('std_msgs/msg/String')
+    data = TS.serialize_cdr(string(data='x'), string.__msgtype__)
+    writer = BagWriter(tmp_path / 'out', 'sqlite3')
+    # A standard type without a stored definition gets it from the typestore ...
+    writer.copy(Record(connection(1, '/chatter', 'std_msgs/msg/String'), 5, data))
+    # ... a custom one cannot be declared and is reported.
+    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 6, b'\x00\x01\x00\x00'))
+    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 7, b'\x00\x01\x00\x00'))
+    writer.close()
+    [(reason, count)] = writer.skipped.values()
+    assert '/custom' in reason and 'my_pkg/msg/Thing' in reason and count == 2
+    result, _ = read_bag(tmp_path / 'out')
+    assert set(result) == {'/chatter'}
+    assert result['/chatter'][1][0][2].data == 'x'

@@ -333,6 +333,9 @@ def run(args):
             writer.discard()
             raise
         writer.close()
+        for reason, count in writer.skipped.values():
+            print(f'genpercept bag: warning: {count} messages not copied: {reason}',
+                  file=sys.stderr)
     finally:
         reader.finish()
     print(f'genpercept bag: {frames} frames processed, {failures} failed; wrote {output} '

@@ -189,14 +189,24 @@ class BagWriter:
         self._copied = {}
         self._new = {}
         self.counts = {}
+        self.skipped = {}        # input connection id -> [reason, messages left out]
 
     def copy(self, record):
         """Write an input record unchanged (same connection metadata, time and bytes)."""
         source = record.connection
         key = source.id
+        if key in self.skipped:
+            self.skipped[key][1] += 1
+            return
         connection = self._copied.get(key)
         if connection is None:
-            connection = self._copy_connection(source)
+            try:
+                connection = self._copy_connection(source)
+            except BagError as error:
+                # Old bags (rosbag2 < 8) carry no definitions; unknown custom types cannot
+                # be re-declared, so they are left out and reported.
+                self.skipped[key] = [f'{source.topic} ({source.msgtype}): {error}', 1]
+                return
             self._copied[key] = connection
         self._write(connection, record.timestamp, record.data)
 
