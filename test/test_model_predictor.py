@@ -202,3 +202,21 @@ def test_full_size_configs_are_the_sd21_ones():
     assert configs.text_encoder_config(True)['num_hidden_layers'] == 23
     vocab = tokenizer_vocab(full_size=True)
     assert len(vocab) == 49408 and vocab.index('<|startoftext|>') == 49406 and vocab[0] == '!'
+
+
+def test_return_raw_false_skips_the_normal_raw_copy(tiny_model_root):
+    predictor = _load(tiny_model_root)
+    full = predictor.predict([_image(30, 40, 9)], processing_resolution=48)
+    lean = predictor.predict([_image(30, 40, 9)], processing_resolution=48, return_raw=False)
+    assert lean.normal_raw is None
+    np.testing.assert_array_equal(lean.normals[0], full.normals[0])
+    np.testing.assert_array_equal(lean.depth_raw[0], full.depth_raw[0])
+    # Normals follow from the raw output: (2 r - 1) * (1, -1, -1), renormalised.
+    vectors = (full.normal_raw[0] * 2 - 1) * np.array([1, -1, -1], np.float32)
+    vectors /= np.linalg.norm(vectors, axis=-1, keepdims=True)
+    np.testing.assert_allclose(full.normals[0], vectors, atol=1e-6)
+
+
+def test_warmup_runs_a_prediction(tiny_model_root):
+    out = _load(tiny_model_root).warmup(40, 50, processing_resolution=48, batch_size=2)
+    assert len(out.depth) == 2 and out.depth[0].shape == (40, 50)

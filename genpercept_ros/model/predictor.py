@@ -64,7 +64,8 @@ class PredictionOutput:
     near = 1 'relative_disparity'); ``normals``: HxWx3 float32 unit vectors in the ROS optical
     frame (x right, y down, z forward), NaN where invalid; ``depth_raw``/``normal_raw``: what the
     reference ``_pred.npy`` holds for the variant (v2 depth HxW in [0, 1], v2 normals HxWx3
-    (n + 1) / 2, v1 normals 3xHxW in [-1, 1]); ``processing_size``: (h, w) the model ran at;
+    (n + 1) / 2, v1 normals 3xHxW in [-1, 1]; the depth arrays are shared with ``depth``, copy
+    before editing in place); ``processing_size``: (h, w) the model ran at;
     ``timings``: stage -> seconds for the whole call.
     """
 
@@ -195,6 +196,7 @@ class GenPerceptPredictor:
         self.model_root = model_root
         self.profile = profile
         self._features = {}
+        self._pinned = {}
         for task, spec in specs.items():
             if spec.has_dpt_head:
                 self._install_feature_taps(task, unets[task])
@@ -287,6 +289,12 @@ class GenPerceptPredictor:
         if self._device.type == 'cuda':
             torch.cuda.empty_cache()
 
+    def warmup(self, height, width, processing_resolution=DEFAULT_PROCESSING_RESOLUTION,
+               batch_size=1):
+        """Run one prediction on a grey image (allocations, kernels, compiled graphs)."""
+        image = np.full((height, width, 3), 128, dtype=np.uint8)
+        return self.predict([image] * batch_size, processing_resolution=processing_resolution)
+
     def compile_models(self, mode=None):
         """Wrap the UNets, heads and VAE halves in ``torch.compile`` (static shapes)."""
         for task in self._unets:
@@ -314,7 +322,7 @@ class GenPerceptPredictor:
         moments = vae.quant_conv(vae.encoder(pixels))
         return moments[:, :4] * LATENT_SCALE
 
-    def _run_task(self, task, latents, out_size, watch):
+    def _run_task(self, task, latents, out_size, watch, return_raw):
         spec = self._specs[task]
         unet = self._unets[task]
         batch = latents.shape[0]
@@ -341,14 +349,35 @@ class GenPerceptPredictor:
                 pred = vae.decoder(vae.post_quant_conv(latent))
         with watch.stage('postprocess'):
             raw = postprocess(spec.postprocess, pred, spec.channel_mean, out_size)
-            result = {'raw': raw_layout(raw, spec.raw_layout)}
             if spec.task == 'depth':
-                result['value'] = raw[:, 0]
-            else:
-                result['value'] = normals_to_optical(raw, spec.version)
+                # Depth is its own raw output: one tensor, one copy to the host.
+                return {'value': raw[:, 0]}
+            result = {'value': normals_to_optical(raw, spec.version)}
+            if return_raw:
+                result['raw'] = raw_layout(raw, spec.raw_layout)
         return result
 
-    def _run_group(self, images, tasks, processing_resolution, output_resolution, watch):
+    def _upload(self, images):
+        """Stack HxWx3 uint8 images into a [B, 3, H, W] device tensor."""
+        if all(isinstance(image, torch.Tensor) for image in images):
+            batch = torch.stack([image.to(self._device) for image in images])
+        elif self._device.type == 'cuda':
+            # Reused pinned staging buffer: the copy runs asynchronously, and the buffer is not
+            # rewritten before this call's results have come back to the host.
+            shape = (len(images),) + tuple(images[0].shape)
+            staging = self._pinned.get(shape)
+            if staging is None:
+                staging = self._pinned[shape] = torch.empty(
+                    shape, dtype=torch.uint8, pin_memory=True)
+            for index, image in enumerate(images):
+                staging[index].copy_(torch.as_tensor(np.asarray(image)))
+            batch = staging.to(self._device, non_blocking=True)
+        else:
+            batch = torch.stack([torch.as_tensor(np.asarray(image)) for image in images])
+        return batch.permute(0, 3, 1, 2)
+
+    def _run_group(self, images, tasks, processing_resolution, output_resolution, watch,
+                   return_raw):
         height, width = (int(n) for n in images[0].shape[:2])
         size = processing_size(height, width, processing_resolution)
         out_size = (height, width) if output_resolution == 'input' else size
@@ -360,9 +389,7 @@ class GenPerceptPredictor:
             vae = self._vaes[(spec.vae_repo, spec.vae_subfolder)]
             with watch.stage('preprocess'):
                 if version == 2:
-                    batch = torch.stack([torch.as_tensor(image) for image in images])
-                    batch = batch.to(self._device, non_blocking=True).permute(0, 3, 1, 2)
-                    pixels = preprocess_v2(batch, size, self._vae_dtype)
+                    pixels = preprocess_v2(self._upload(images), size, self._vae_dtype)
                 else:
                     arrays = [image.cpu().numpy() if isinstance(image, torch.Tensor) else image
                               for image in images]
@@ -371,7 +398,7 @@ class GenPerceptPredictor:
             with watch.stage('encode'):
                 latents = self._encode(vae, pixels)
             for task in group:
-                results[task] = self._run_task(task, latents, out_size, watch)
+                results[task] = self._run_task(task, latents, out_size, watch, return_raw)
         with watch.stage('to_host'):
             host = {task: {key: value.cpu().numpy() for key, value in result.items()}
                     for task, result in results.items()}
@@ -379,7 +406,7 @@ class GenPerceptPredictor:
 
     @torch.inference_mode()
     def predict(self, images, processing_resolution=DEFAULT_PROCESSING_RESOLUTION,
-                output_resolution='input', tasks=None):
+                output_resolution='input', tasks=None, return_raw=True):
         """
         Run the enabled tasks on a batch of RGB images and return a PredictionOutput.
 
@@ -387,7 +414,8 @@ class GenPerceptPredictor:
         device) or one BxHxWx3 array/tensor. Images of equal size are batched together
         (``max_batch_size`` at most). ``processing_resolution``: longest edge, 0 = native.
         ``output_resolution``: 'input' (resize back, the reference default) or 'processing'.
-        ``tasks``: subset of the enabled tasks (default: all).
+        ``tasks``: subset of the enabled tasks (default: all). ``return_raw=False`` skips the
+        extra copy of ``normal_raw`` (left None); ``depth_raw`` is the depth array itself.
         """
         started = time.perf_counter()
         images = _as_image_list(images)
@@ -410,7 +438,8 @@ class GenPerceptPredictor:
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start:start + self.max_batch_size]
                 size, host = self._run_group([images[i] for i in chunk], tasks,
-                                             processing_resolution, output_resolution, watch)
+                                             processing_resolution, output_resolution, watch,
+                                             return_raw)
                 for position, index in enumerate(chunk):
                     per_image[index] = (size, {
                         task: {key: value[position] for key, value in outputs.items()}
@@ -418,12 +447,13 @@ class GenPerceptPredictor:
         output = PredictionOutput(processing_size=[entry[0] for entry in per_image])
         if 'depth' in tasks:
             output.depth = [entry[1]['depth']['value'] for entry in per_image]
-            output.depth_raw = [entry[1]['depth']['raw'] for entry in per_image]
+            output.depth_raw = list(output.depth)   # same arrays: depth is its own raw form
             output.depth_kind = self._specs['depth'].output_kind
             output.depth_variant = self._specs['depth'].name
         if 'normal' in tasks:
             output.normals = [entry[1]['normal']['value'] for entry in per_image]
-            output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
+            if return_raw:
+                output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
             output.normal_variant = self._specs['normal'].name
         watch.totals['total'] = time.perf_counter() - started
         output.timings = watch.totals

@@ -78,7 +78,7 @@ def _save(path, state_dict, dtype=None):
         value = value.detach()
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
-        tensors[key] = value.contiguous().clone()
+        tensors[key] = value.contiguous()
     save_file(tensors, str(path), metadata={'format': 'pt'})
     return torch
 
