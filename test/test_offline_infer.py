@@ -196,6 +196,22 @@ def test_resume_skips_finished_stems(inputs, tiny_model_root, tmp_path, capsys):
     assert '2 written, 0 already done' in capsys.readouterr().out
 
 
+def test_outputs_written_next_to_the_inputs_are_not_inputs(
+        inputs, tiny_model_root, tmp_path, capsys):
+    folder, _ = inputs
+    Image.open(folder / 'colour.png').save(tmp_path / 'colour.png')
+    argv = [str(tmp_path), '-o', str(tmp_path), '--normal-model', '']
+    argv += _common(tiny_model_root)
+    assert _run(argv) == 0
+    assert (tmp_path / 'colour_depth.png').is_file()
+    capsys.readouterr()
+    assert _run(argv) == 0
+    captured = capsys.readouterr()
+    assert '0 written, 1 already done' in captured.out
+    assert '2 earlier outputs' in captured.err
+    assert not list(tmp_path.glob('colour_depth_depth*'))
+
+
 def test_point_cloud_from_focal_lengths(inputs, tiny_model_root, tmp_path):
     o3d = pytest.importorskip('open3d')
     folder, _ = inputs

@@ -258,6 +258,20 @@ def _check_arguments(args):
     return None
 
 
+OUTPUT_SUFFIXES = ('_depth.png', '_depth_colored.png', '_normals.png')
+
+
+def _without_own_outputs(files, out_dir):
+    """Drop images in the output folder that this command wrote (folders read in place)."""
+    out_dir = out_dir.resolve()
+
+    def ours(item):
+        return (item.path.resolve().parent == out_dir
+                and item.path.name.endswith(OUTPUT_SUFFIXES))
+    kept = [item for item in files if not ours(item)]
+    return kept, len(files) - len(kept)
+
+
 def _frames(files, job, progress):
     """Yield ``(stem, rgb)`` of every frame still to compute; report unreadable inputs."""
     for item in files:
@@ -298,6 +312,10 @@ def run(args):
     files, errors = expand_inputs(args.inputs)
     for error in errors:
         print(f'genpercept infer: error: {error}', file=sys.stderr)
+    files, ours = _without_own_outputs(files, Path(args.output))
+    if ours:
+        print(f'genpercept infer: note: {ours} earlier outputs in {args.output} are not '
+              'treated as inputs', file=sys.stderr)
     clashes = duplicate_stems(files)
     if clashes:
         for stem, paths in clashes.items():
