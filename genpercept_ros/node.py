@@ -32,6 +32,7 @@ Parameters: see ``config/genpercept.yaml`` (``ros2 param describe`` shows ranges
 loads the model, activate subscribes, deactivate stops work, cleanup frees the model.
 """
 
+import os
 import sys
 
 import rclpy
@@ -125,7 +126,11 @@ def main(args=None):
     argv = list(sys.argv if args is None else args)
     lifecycle = LIFECYCLE_FLAG in argv
     argv = [arg for arg in argv if arg != LIFECYCLE_FLAG]
-    rclpy.init(args=argv)
+    try:
+        rclpy.init(args=argv)
+    except Exception as error:  # noqa: B902 - rcl reports bad command lines as RCLError
+        print(f'{NODE_NAME}: invalid command line: {error}', file=sys.stderr)
+        return 2
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
@@ -141,9 +146,15 @@ def main(args=None):
         pass
     finally:
         node.core.shutdown()
+        stuck = node.core.worker_running()
         executor.shutdown(timeout_sec=0.5)
         node.destroy_node()
         rclpy.try_shutdown()
+    if stuck:
+        # An inference cannot be interrupted; leave now rather than tear torch down under it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -27,6 +27,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+import rclpy.logging
 
 from .messages.errors import CodecError
 from .node_camera import CameraChannel
@@ -172,9 +173,11 @@ class NodeCore:
         """Subscribe the inputs and start the worker."""
         for channel in self.channels:
             channel.create_subscriptions(self.node, self.params, self._on_reference)
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='genpercept_worker',
-                                        daemon=True)
+        # A fresh event per worker: a previous worker still finishing an inference keeps its
+        # own (set) event and ends instead of serving alongside the new one.
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, args=(self._stop,),
+                                        name='genpercept_worker', daemon=True)
         self._worker.start()
         self._active = True
         transport = 'image/compressed' if self.params['input_transport'] == 'compressed' \
@@ -194,11 +197,19 @@ class NodeCore:
         self._stop.set()
         with self._condition:
             self._condition.notify_all()
-        worker, self._worker = self._worker, None
+        worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(WORKER_JOIN_S)
             if worker.is_alive():
-                self.logger.warning('inference still running at shutdown; not waiting for it')
+                # Not the node logger: at shutdown its /rosout publisher may be gone already.
+                rclpy.logging.get_logger(self.node.get_name()).warning(
+                    'inference still running at shutdown; not waiting for it')
+                return
+        self._worker = None
+
+    def worker_running(self):
+        """Return whether a worker thread is still running (e.g. stuck in inference)."""
+        return self._worker is not None and self._worker.is_alive()
 
     def shutdown(self):
         """Stop everything (idempotent)."""
@@ -277,24 +288,24 @@ class NodeCore:
 
     # Worker ------------------------------------------------------------------------------------
 
-    def _work(self):
-        while not self._stop.is_set():
-            batch = self._next_batch()
+    def _work(self, stop):
+        while not stop.is_set():
+            batch = self._next_batch(stop)
             if not batch:
                 continue
             try:
-                self._process(batch)
+                self._process(batch, stop)
             except Exception as error:  # noqa: B902 - the worker must outlive any frame
-                if self._stop.is_set():
+                if stop.is_set():
                     return
                 self.report_problem(batch[0][0], 'internal',
                                     f'{type(error).__name__}: {error}')
 
-    def _next_batch(self):
+    def _next_batch(self, stop):
         """Wait for a frame, then up to ``batch_window_ms`` for the other cameras' frames."""
         with self._condition:
             arrivals = []
-            while not self._stop.is_set():
+            while not stop.is_set():
                 arrivals = [channel.pending_since() for channel in self.channels
                             if channel.pending_since() is not None]
                 if arrivals:
@@ -305,7 +316,7 @@ class NodeCore:
             window_s = self.params['batch_window_ms'] / 1000.0
             if len(self.channels) > 1 and window_s > 0:
                 deadline = min(arrivals) + window_s
-                while not self._stop.is_set():
+                while not stop.is_set():
                     remaining = deadline - time.monotonic()
                     missing = [channel for channel in self.channels
                                if channel.pending_since() is None]
@@ -315,7 +326,7 @@ class NodeCore:
             return [(channel, channel.take()) for channel in self.channels
                     if channel.pending_since() is not None]
 
-    def _process(self, batch):
+    def _process(self, batch, stop):
         pipeline = self.pipeline
         if pipeline is None:
             return
@@ -339,7 +350,7 @@ class NodeCore:
         self.max_batch_size = max(self.max_batch_size, len(frames))
         results = self._predict(pipeline, frames, sources)
         for (channel, arrival), result in zip(sources, results):
-            if result is None or self._stop.is_set():
+            if result is None or stop.is_set():
                 continue
             for kind, message in result.problems:
                 self.report_problem(channel, kind, message, level='warning')

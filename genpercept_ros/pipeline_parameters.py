@@ -199,7 +199,7 @@ PARAMETERS = (
 PARAMETER_SPECS = {spec.name: spec for spec in PARAMETERS}
 DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
 
-_DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+|mps)$')
+_DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
 _CAMERA_PATTERN = re.compile(r'^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$')
 
 

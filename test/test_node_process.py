@@ -68,6 +68,8 @@ def test_invalid_startup_parameters_exit_nonzero():
     assert code != 0 and 'processing_resolution' in output and 'Traceback' not in output
     code, output = run_node('-p', 'scale_mode:=metric')
     assert code != 0 and 'scale_mode' in output
+    code, output = run_node('-p', 'normal_model:=')
+    assert code != 0 and 'invalid command line' in output and 'Traceback' not in output
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
@@ -117,3 +119,43 @@ def test_signal_during_inference_exits_cleanly(tiny_model_root, signum):
     text = output.decode(errors='replace')
     assert process.returncode == 0, text
     assert 'Traceback' not in text
+
+
+def test_sigterm_during_a_long_inference_exits_promptly(tiny_model_root):
+    """An inference that cannot be interrupted does not hold the process past the join bound."""
+    namespace = '/gp_proc_long'
+    command = [sys.executable, '-m', 'genpercept_ros.node', '--ros-args', '-r',
+               f'__ns:={namespace}', '-p', f'model_root:={tiny_model_root}',
+               '-p', 'device:=cpu', '-p', 'processing_resolution:=640', '-p', "normal_model:=''"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    context = Context()
+    rclpy.init(context=context)
+    node = Node('genpercept_long_test', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    node.create_subscription(Image, f'{namespace}/depth/image', lambda msg: None, 10)
+    image_pub = node.create_publisher(Image, f'{namespace}/image', qos_profile_sensor_data)
+    frame = Image(height=480, width=640, encoding='rgb8', step=1920, data=bytes(640 * 480 * 3))
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        # Wait until the node has subscribed, then keep it busy for a while.
+        while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        assert process.poll() is None
+        busy_until = time.monotonic() + 2.0
+        while time.monotonic() < busy_until:
+            image_pub.publish(frame)
+            executor.spin_once(timeout_sec=0.1)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        output, _ = process.communicate(timeout=PROCESS_TIMEOUT_S)
+        waited = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+        rclpy.try_shutdown(context=context)
+    text = output.decode(errors='replace')
+    assert process.returncode == 0, text
+    assert 'Traceback' not in text and 'Failed to publish' not in text
+    # The worker join is bounded (1.5 s); a hang would wait for the whole inference.
+    assert waited < 10.0, text
