@@ -362,3 +362,16 @@ def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
     result, _ = read_bag(tmp_path / 'out')
     assert set(result) == {'/chatter'}
     assert result['/chatter'][1][0][2].data == 'x'
+
+
+@pytest.mark.parametrize('storage, suffix', [('mcap', '.mcap'), ('sqlite3', '.db3')])
+def test_single_storage_file_as_input(tmp_path, tiny_model_root, storage, suffix):
+    source = tmp_path / 'in'
+    image_topic = write_bag(source, storage, frames=1)
+    [data_file] = source.glob(f'*{suffix}')
+    output = tmp_path / 'out'
+    assert _run([str(data_file), '-o', str(output), '--image-topic', image_topic]
+                + _model(tiny_model_root)) == 0
+    result, out_storage = read_bag(output)
+    assert out_storage == storage
+    assert len(result['/cam/depth/image'][1]) == 1
