@@ -140,3 +140,13 @@ def test_unknown_variant_and_wrong_task():
         GenPerceptPredictor.from_pretrained('normal-v2', None)
     with pytest.raises(ValueError, match='enable at least one'):
         GenPerceptPredictor.from_pretrained('', None)
+
+
+def test_full_size_v2_unet_config_follows_sd21_like_the_reference():
+    from genpercept_ros.model import configs
+    from genpercept_ros.model.loaders import as_reference_v2_config
+    checkpoint = configs.unet_config(full_size=True)
+    checkpoint['attention_head_dim'] = 8          # shape-neutral, differs from SD 2.1
+    assert as_reference_v2_config(checkpoint, 'x')['attention_head_dim'] == [5, 10, 20, 20]
+    tiny = configs.unet_config(full_size=False)
+    assert as_reference_v2_config(tiny, 'x') == tiny

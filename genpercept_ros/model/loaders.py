@@ -14,6 +14,8 @@
 
 """Build the UNet, VAE, DPT head, tokenizer and text encoder from located files."""
 
+import logging
+
 from genpercept_ros.model import configs
 from genpercept_ros.model.weights import check_state_dict
 from genpercept_ros.model.weights import CONFIG_NAME
@@ -23,6 +25,8 @@ from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
 from genpercept_ros.model.weights import WeightsError
+
+_LOG = logging.getLogger(__name__)
 
 
 def _require(condition, message):
@@ -56,6 +60,26 @@ def unet_config_from(path):
     return config
 
 
+def as_reference_v2_config(config, path):
+    """
+    Return the SD 2.1 UNet config for a full-size v2 checkpoint, as the reference builds it.
+
+    The reference v2 code builds every UNet from the SD 2.1 ``unet/config.json`` and only loads
+    the GenPercept weights into it, so keys that do not change parameter shapes (attention
+    heads, time embedding, norms) come from SD 2.1 even where a checkpoint's own config differs.
+    Checkpoints of another size (tiny test weights) keep their own config.
+    """
+    if list(config.get('block_out_channels') or ()) != configs.SD21_UNET_CONFIG[
+            'block_out_channels']:
+        return config
+    differing = sorted(key for key, value in configs.SD21_UNET_CONFIG.items()
+                       if not key.startswith('_') and key in config and config[key] != value)
+    if differing:
+        _LOG.warning('%s differs from the SD 2.1 UNet config in %s; using the SD 2.1 values '
+                     'as the reference implementation does', path, ', '.join(differing))
+    return dict(configs.SD21_UNET_CONFIG)
+
+
 def load_unet(locator, spec):
     """Return the UNet of ``spec``; DPT variants come without conv_norm_out/conv_out."""
     import torch
@@ -64,6 +88,8 @@ def load_unet(locator, spec):
     folder = spec.unet_subfolder
     config_path = locator.resolve(spec.unet_repo, f'{folder}/{CONFIG_NAME}')
     config = unet_config_from(config_path)
+    if spec.version == 2:
+        config = as_reference_v2_config(config, config_path)
     weights_path = locator.resolve_weights(spec.unet_repo, folder, WEIGHTS_NAME)
     state = load_tensors(weights_path, locator.allow_pickle)
     with torch.device('meta'):
