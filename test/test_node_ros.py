@@ -22,6 +22,7 @@ here, the pixel-centre resize rule, unit-length normals, REP 117 NaN conventions
 """
 
 import itertools
+import os
 import threading
 import time
 
@@ -577,3 +578,30 @@ def test_lifecycle_configure_failure_keeps_process_up(harness, make_node, tmp_pa
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert node.core.pipeline is None
     assert node.get_parameter('near_m').value == 0.5
+
+
+def test_many_frames_leave_threads_and_descriptors_flat(harness, make_node):
+    """Serving a stream creates no threads or file descriptors per frame."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['points'])
+    key = f'{namespace}/points'
+    publish_until(harness, namespace, ['points'], rgb_array(), stamp_of(80.0))
+    image_pub, info_pub = harness.camera(namespace)
+
+    def stream(count, start):
+        for index in range(count):
+            stamp = stamp_of(start + index * 0.01)
+            info_pub.publish(camera_info(stamp=stamp))
+            image_pub.publish(image_msg(rgb_array(), stamp))
+            time.sleep(0.01)
+        last = stamp_of(start + (count - 1) * 0.01)
+        assert wait_for(lambda: harness.received[key][-1].header.stamp == last, 15.0,
+                        lambda: image_pub.publish(image_msg(rgb_array(), last)))
+
+    stream(20, 100.0)
+    threads, descriptors = threading.active_count(), len(os.listdir('/proc/self/fd'))
+    processed = node.core.channels[0].stats.processed
+    stream(150, 200.0)
+    assert node.core.channels[0].stats.processed - processed >= 20
+    assert threading.active_count() == threads
+    assert len(os.listdir('/proc/self/fd')) <= descriptors + 2
