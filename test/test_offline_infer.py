@@ -140,6 +140,28 @@ def test_raw_arrays_have_the_reference_meaning(result, stem):
     np.testing.assert_allclose(normals[ok], (n / norm)[ok], atol=1e-4)
 
 
+def test_v1_raw_arrays(inputs, tiny_model_root, tmp_path):
+    folder, _ = inputs
+    h, w = SIZE
+    argv = [str(folder / 'colour.png'), '-o', str(tmp_path), '--save-raw', '--depth-model',
+            'depth-v1', '--normal-model', 'normal-v1'] + _common(tiny_model_root)
+    assert _run(argv) == 0
+    depth_raw = np.load(tmp_path / 'colour_depth_raw.npy')
+    # v1 depth is min-max stretched per image.
+    assert depth_raw.shape == (h, w)
+    assert depth_raw.min() == pytest.approx(0.0, abs=1e-6)
+    assert depth_raw.max() == pytest.approx(1.0, abs=1e-6)
+    normal_raw = np.load(tmp_path / 'colour_normal_raw.npy')
+    # v1 normals: channels first, in [-1, 1], reference camera frame.
+    assert normal_raw.shape == (3, h, w)
+    assert normal_raw.min() >= -1 and normal_raw.max() <= 1
+    n = np.moveaxis(normal_raw.astype(np.float64), 0, -1) * np.array([1.0, -1.0, -1.0])
+    norm = np.linalg.norm(n, axis=2, keepdims=True)
+    ok = norm[..., 0] > 1e-3
+    normals = np.load(tmp_path / 'colour_normals.npy')
+    np.testing.assert_allclose(normals[ok], (n / norm)[ok], atol=1e-4)
+
+
 @pytest.mark.parametrize('name', ['colour', 'gray', 'alpha', 'deep'])
 def test_inputs_are_converted_to_rgb_like_the_reference(result, inputs, predictor, name):
     _, out = result

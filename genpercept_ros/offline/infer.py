@@ -219,15 +219,14 @@ class _Job:
             _write_png(out / f'{stem}_depth_colored.png', colorize_depth(depth, 0.0, 1.0))
             _write_npy(out / f'{stem}_depth.npy', depth)
             if self.args.save_raw:
-                _write_npy(out / f'{stem}_depth_raw.npy',
-                           np.asarray(result.depth_raw[index], dtype=np.float32))
+                # The predictor's raw output already has the reference's shape and dtype.
+                _write_npy(out / f'{stem}_depth_raw.npy', np.asarray(result.depth_raw[index]))
         if normals is not None:
             normals = np.asarray(normals, dtype=np.float32)
             _write_png(out / f'{stem}_normals.png', normals_to_rgb(normals))
             _write_npy(out / f'{stem}_normals.npy', normals)
             if self.args.save_raw:
-                _write_npy(out / f'{stem}_normal_raw.npy',
-                           np.asarray(result.normal_raw[index], dtype=np.float32))
+                _write_npy(out / f'{stem}_normal_raw.npy', np.asarray(result.normal_raw[index]))
         if self.cloud and depth is not None:
             self.save_cloud(out / f'{stem}_cloud.ply', rgb, depth, normals, result.depth_kind)
 
