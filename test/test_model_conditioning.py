@@ -111,3 +111,15 @@ def test_read_only_location_falls_back_to_user_cache(root, tmp_path, monkeypatch
     assert len(files) == 1
     from safetensors.torch import load_file
     np.testing.assert_array_equal(load_file(files[0])['embedding'].numpy(), embedding.numpy())
+
+
+def test_reference_v1_npy_takes_precedence(root):
+    stored = np.random.default_rng(0).standard_normal((77, 32)).astype(np.float16)
+    np.save(root / 'GenPercept' / 'empty_text_embed.npy', stored)
+    predictor = GenPerceptPredictor.from_pretrained('depth-v1', None, model_root=root,
+                                                    device='cpu', dtype='fp32')
+    np.testing.assert_array_equal(predictor._conditionings[EMPTY_PROMPT_77][0].numpy(),
+                                  stored.astype(np.float32))
+    np.save(root / 'GenPercept' / 'empty_text_embed.npy', stored[:10])
+    with pytest.raises(Exception, match=r'expected \(77, width\)'):
+        GenPerceptPredictor.from_pretrained('depth-v1', None, model_root=root, device='cpu')

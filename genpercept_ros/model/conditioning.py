@@ -30,14 +30,17 @@ from pathlib import Path
 
 from genpercept_ros.model.variants import EMPTY_PROMPT_2
 from genpercept_ros.model.variants import EMPTY_PROMPT_77
+from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
 from genpercept_ros.model.variants import SD21_REPO
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
+from genpercept_ros.model.weights import WeightsError
 
 CACHE_NAMES = {
     EMPTY_PROMPT_2: 'empty_prompt_embedding_v2.safetensors',
     EMPTY_PROMPT_77: 'empty_prompt_embedding_v1_77.safetensors',
 }
+V1_EMBEDDING_NAME = 'empty_text_embed.npy'
 _CHUNK = 8 << 20
 _LOG = logging.getLogger(__name__)
 
@@ -95,17 +98,45 @@ def encode_empty_prompt(locator, kind):
     return embedding.contiguous()
 
 
+def reference_v1_embedding(locator):
+    """
+    Return the v1 reference's own ``empty_text_embed.npy`` as [1, 77, D] float16, if present.
+
+    The file ships with the GitHub repository (``GenPercept_v1/``), not on the hub; copied to
+    ``<model_root>/GenPercept/empty_text_embed.npy`` it replaces the recomputed embedding.
+    """
+    if locator.model_root is None:
+        return None
+    import numpy as np
+    import torch
+    path = locator.local_path(GENPERCEPT_V1_REPO, V1_EMBEDDING_NAME)
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise WeightsError(f'cannot read {path}: {error}') from error
+    if array.ndim != 2 or array.shape[0] != 77:
+        raise WeightsError(f'{path} has shape {array.shape}; expected (77, width)')
+    return torch.from_numpy(array.astype(np.float16))[None]
+
+
 def empty_prompt_embedding(locator, kind):
     """
     Return the cached empty-prompt embedding of ``kind``, computing it on first use.
 
     The cache file carries a fingerprint of the tokenizer and text encoder files and is
-    recomputed when they change.
+    recomputed when they change. For v1, ``<model_root>/GenPercept/empty_text_embed.npy`` (the
+    reference's stored embedding) takes precedence when present.
     """
     from safetensors import safe_open
     from safetensors.torch import save_file
     if kind not in CACHE_NAMES:
         raise ValueError(f'unknown conditioning kind {kind!r}')
+    if kind == EMPTY_PROMPT_77:
+        stored = reference_v1_embedding(locator)
+        if stored is not None:
+            return stored
     fingerprint = _fingerprint(_source_files(locator))
     folders = []
     local = locator.cache_dir_for(SD21_REPO)

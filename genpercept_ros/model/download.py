@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 import sys
 
+from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
 from genpercept_ros.model.variants import REPO_FOLDERS
 from genpercept_ros.model.variants import SD21_REPO
 from genpercept_ros.model.variants import VARIANTS
@@ -156,4 +157,9 @@ def run(args):
     for repo, path, local, note in fetched:
         print(f'fetched {repo}/{path} -> {local} ({note})')
     print(f'{len(fetched)} files ready for: {" ".join(args.variants)}')
+    if args.model_root and any(VARIANTS[name].version == 1 for name in args.variants):
+        print('v1 note: the reference v1 code conditions on GenPercept_v1/empty_text_embed.npy '
+              'from https://github.com/aim-uofa/GenPercept (not on the hub); copy it to '
+              f'{local_target(args.model_root, GENPERCEPT_V1_REPO, "empty_text_embed.npy")} '
+              'to use it instead of the embedding recomputed from the SD 2.1 text encoder.')
     return 0
