@@ -319,3 +319,7 @@ def test_bad_options_are_refused(inputs, tiny_model_root, tmp_path, capsys):
     assert _run(base + ['--batch-size', '0']) == 2
     assert _run(base + ['--depth-model', 'depth-v9']) == 2
     assert 'depth-v9' in capsys.readouterr().err
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('')
+    assert _run([image, '-o', str(a_file)] + _common(tiny_model_root)) == 2
+    assert 'output folder' in capsys.readouterr().err

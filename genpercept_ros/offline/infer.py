@@ -337,7 +337,12 @@ def run(args):
         print("genpercept infer: note: depth is disabled (--depth-model ''), so no point "
               'clouds are written', file=sys.stderr)
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f'genpercept infer: error: cannot create the output folder: {error}',
+              file=sys.stderr)
+        return 2
     predictor = load_predictor(args)
     if predictor is None:
         return 2
