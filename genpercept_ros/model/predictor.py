@@ -35,6 +35,13 @@ from genpercept_ros.model.postprocess import raw_layout
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
 from genpercept_ros.model.preprocess import processing_size
+from genpercept_ros.model.runtime import as_image_list
+from genpercept_ros.model.runtime import DTYPE_NAMES
+from genpercept_ros.model.runtime import place_module
+from genpercept_ros.model.runtime import resolve_device
+from genpercept_ros.model.runtime import resolve_dtype
+from genpercept_ros.model.runtime import Stopwatch
+from genpercept_ros.model.runtime import vae_dtype_for
 from genpercept_ros.model.variants import DEFAULT_PROCESSING_RESOLUTION
 from genpercept_ros.model.variants import get_variant
 from genpercept_ros.model.variants import LATENT_SCALE
@@ -46,12 +53,6 @@ import torch
 
 OutOfMemoryError = torch.OutOfMemoryError
 
-DTYPES = {
-    'fp32': torch.float32, 'float32': torch.float32,
-    'fp16': torch.float16, 'float16': torch.float16, 'half': torch.float16,
-    'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
-}
-DTYPE_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 OUTPUT_RESOLUTIONS = ('input', 'processing')
 
 
@@ -78,104 +79,6 @@ class PredictionOutput:
     timings: dict = field(default_factory=dict)
     depth_variant: str = None
     normal_variant: str = None
-
-
-def resolve_device(device):
-    """Return a torch.device for 'cpu', 'cuda', 'cuda:N' (None = cuda if available)."""
-    if device in (None, '', 'auto'):
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f'invalid device {device!r}: use cpu, cuda or cuda:N') from error
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ValueError(f'device {device} requested but CUDA is not available here')
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f'device {device} requested but only '
-                             f'{torch.cuda.device_count()} CUDA device(s) exist')
-    elif device.type != 'cpu':
-        raise ValueError(f'unsupported device {device}: use cpu, cuda or cuda:N')
-    return device
-
-
-def resolve_dtype(dtype, device):
-    """Return the compute dtype: bf16 by default on CUDA, fp32 on CPU."""
-    if dtype in (None, '', 'auto'):
-        return torch.bfloat16 if device.type == 'cuda' else torch.float32
-    if isinstance(dtype, torch.dtype):
-        if dtype not in DTYPE_NAMES:
-            raise ValueError(f'unsupported dtype {dtype}: use fp32, fp16 or bf16')
-        return dtype
-    try:
-        return DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ValueError(f'unsupported dtype {dtype!r}: use fp32, fp16 or bf16') from None
-
-
-def vae_dtype_for(dtype):
-    """Return the VAE dtype: the SD VAE overflows in fp16, so fp16 runs keep it in bf16."""
-    return torch.bfloat16 if dtype == torch.float16 else dtype
-
-
-def _place(module, device, dtype, memory_format):
-    # torch.nn.Module.to: diffusers' override only adds a warning about fp32-pinned modules,
-    # which SD UNets and VAEs do not have.
-    return torch.nn.Module.to(module, device=device, dtype=dtype, memory_format=memory_format)
-
-
-class _Stopwatch:
-    """Accumulate per-stage wall time; synchronise CUDA only when asked (profiling)."""
-
-    def __init__(self, device, synchronise):
-        self.device = device
-        self.synchronise = synchronise and device.type == 'cuda'
-        self.totals = {}
-
-    def stage(self, name):
-        return _Stage(self, name)
-
-
-class _Stage:
-    def __init__(self, watch, name):
-        self.watch, self.name = watch, name
-
-    def __enter__(self):
-        if self.watch.synchronise:
-            torch.cuda.synchronize(self.watch.device)
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc):
-        if self.watch.synchronise:
-            torch.cuda.synchronize(self.watch.device)
-        elapsed = time.perf_counter() - self.start
-        self.watch.totals[self.name] = self.watch.totals.get(self.name, 0.0) + elapsed
-        return False
-
-
-def _as_image_list(images):
-    """Split the input into a list of HxWx3 uint8 arrays/tensors, with clear errors."""
-    if isinstance(images, (np.ndarray, torch.Tensor)):
-        if images.ndim == 4:
-            images = list(images)
-        elif images.ndim == 3:
-            images = [images]
-        else:
-            raise ValueError(f'expected an HxWx3 image or a BxHxWx3 batch, got shape '
-                             f'{tuple(images.shape)}')
-    images = list(images)
-    if not images:
-        raise ValueError('predict() needs at least one image')
-    for index, image in enumerate(images):
-        if not isinstance(image, (np.ndarray, torch.Tensor)):
-            raise TypeError(f'image {index} is a {type(image).__name__}; expected a numpy '
-                            'array or torch tensor')
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(f'image {index} has shape {tuple(image.shape)}; expected HxWx3 RGB '
-                             '(convert grayscale/RGBA to RGB first)')
-        if image.dtype not in (np.uint8, torch.uint8):
-            raise ValueError(f'image {index} has dtype {image.dtype}; expected uint8 RGB')
-    return images
 
 
 class GenPerceptPredictor:
@@ -230,7 +133,7 @@ class GenPerceptPredictor:
                     locator, spec.conditioning).to(device, dtype)
             key = (spec.vae_repo, spec.vae_subfolder)
             if key not in vaes:
-                vaes[key] = _place(load_vae(locator, *key), device, vae_dtype, memory_format)
+                vaes[key] = place_module(load_vae(locator, *key), device, vae_dtype, memory_format)
         for task, spec in specs.items():
             unet = load_unet(locator, spec)
             width = conditionings[spec.conditioning].shape[-1]
@@ -239,9 +142,10 @@ class GenPerceptPredictor:
                     f'{spec.name}: UNet cross_attention_dim {unet.config.cross_attention_dim} '
                     f'does not match the text encoder width {width}; the UNet and the SD 2.1 '
                     'text encoder come from different model families')
-            unets[task] = _place(unet, device, dtype, memory_format)
+            unets[task] = place_module(unet, device, dtype, memory_format)
             if spec.has_dpt_head:
-                heads[task] = _place(load_dpt_head(locator, spec), device, dtype, memory_format)
+                heads[task] = place_module(
+                    load_dpt_head(locator, spec), device, dtype, memory_format)
         gc.collect()
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
@@ -418,7 +322,7 @@ class GenPerceptPredictor:
         extra copy of ``normal_raw`` (left None); ``depth_raw`` is the depth array itself.
         """
         started = time.perf_counter()
-        images = _as_image_list(images)
+        images = as_image_list(images)
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f'output_resolution must be one of {OUTPUT_RESOLUTIONS}, '
                              f'got {output_resolution!r}')
@@ -429,7 +333,7 @@ class GenPerceptPredictor:
                              f'{list(self.tasks)}')
         for image in images:
             processing_size(image.shape[0], image.shape[1], processing_resolution)
-        watch = _Stopwatch(self._device, self.profile)
+        watch = Stopwatch(self._device, self.profile)
         groups = {}
         for index, image in enumerate(images):
             groups.setdefault(tuple(image.shape[:2]), []).append(index)
