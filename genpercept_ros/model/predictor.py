@@ -23,6 +23,7 @@ drop the frame.
 from dataclasses import dataclass
 from dataclasses import field
 import gc
+import threading
 import time
 
 from genpercept_ros.model.conditioning import empty_prompt_embedding
@@ -100,6 +101,7 @@ class GenPerceptPredictor:
         self.profile = profile
         self._features = {}
         self._pinned = {}
+        self._predict_lock = threading.Lock()
         for task, spec in specs.items():
             if spec.has_dpt_head:
                 self._install_feature_taps(task, unets[task])
@@ -321,6 +323,11 @@ class GenPerceptPredictor:
         ``tasks``: subset of the enabled tasks (default: all). ``return_raw=False`` skips the
         extra copy of ``normal_raw`` (left None); ``depth_raw`` is the depth array itself.
         """
+        with self._predict_lock:   # the feature taps and staging buffers are per predictor
+            return self._predict(images, processing_resolution, output_resolution, tasks,
+                                 return_raw)
+
+    def _predict(self, images, processing_resolution, output_resolution, tasks, return_raw):
         started = time.perf_counter()
         images = as_image_list(images)
         if output_resolution not in OUTPUT_RESOLUTIONS:
