@@ -276,7 +276,7 @@ def test_truncated_bag_is_a_clear_error(tmp_path, tiny_model_root, capsys, stora
 def test_existing_output_needs_overwrite(tmp_path, tiny_model_root, capsys):
     source, output = tmp_path / 'in', tmp_path / 'out'
     image_topic = write_bag(source, 'sqlite3', frames=1)
-    output.mkdir()
+    write_bag(output, 'sqlite3', frames=1)
     argv = [str(source), '-o', str(output), '--image-topic', image_topic]
     argv += _model(tiny_model_root)
     assert _run(argv) == 2
@@ -284,6 +284,21 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_model_root, capsys):
     assert _run(argv + ['--overwrite']) == 0
     result, _ = read_bag(output)
     assert len(result['/cam/depth/image'][1]) == 1
+
+
+def test_overwrite_never_deletes_what_is_not_an_output_bag(tmp_path, tiny_model_root, capsys):
+    source = tmp_path / 'in'
+    image_topic = write_bag(source, 'sqlite3', frames=1)
+    precious = tmp_path / 'precious'
+    precious.mkdir()
+    (precious / 'notes.txt').write_text('keep me')
+    for target, fragment in ((precious, 'not a rosbag2 folder'), (tmp_path, 'input bag'),
+                             (source, 'input bag')):
+        argv = [str(source), '-o', str(target), '--image-topic', image_topic, '--overwrite']
+        assert _run(argv + _model(tiny_model_root)) == 2
+        assert fragment in capsys.readouterr().err
+    assert (precious / 'notes.txt').read_text() == 'keep me'
+    assert (source / 'metadata.yaml').is_file()
 
 
 def test_node_parameters_shape_the_outputs(tmp_path, tiny_model_root, capsys):
@@ -305,6 +320,8 @@ def test_node_parameters_shape_the_outputs(tmp_path, tiny_model_root, capsys):
            'near_m=20']
     assert _run(bad + _model(tiny_model_root)) == 2
     assert 'near_m' in capsys.readouterr().err
+    assert _run(bad[:-1] + ['depth_model=depth-v1'] + _model(tiny_model_root)) == 2
+    assert '--depth-model' in capsys.readouterr().err
 
 
 def _image_array(msg):

@@ -93,15 +93,29 @@ def output_topic(namespace, relative):
     return f'{namespace.rstrip("/")}/{relative}'
 
 
+# Node parameters that have their own command-line option here.
+OPTION_PARAMETERS = {
+    'model_root': '--model-root', 'depth_model': '--depth-model',
+    'normal_model': '--normal-model', 'device': '--device', 'dtype': '--dtype',
+    'allow_pickle': '--allow-pickle', 'processing_resolution': '--processing-resolution',
+    'output_resolution': '--output-resolution'}
+
+
 def parse_params(items):
     """Turn ``NAME=VALUE`` strings into a dict with YAML-typed values; ValueError on bad ones."""
     import yaml
     params = {}
     for item in items:
         name, sep, text = item.partition('=')
+        name = name.strip()
         if not sep or not name:
             raise ValueError(f'--param expects NAME=VALUE, got {item!r}')
-        params[name.strip()] = yaml.safe_load(text) if text.strip() else ''
+        if name in OPTION_PARAMETERS:
+            raise ValueError(f'set {name} with {OPTION_PARAMETERS[name]}, not --param')
+        try:
+            params[name] = yaml.safe_load(text) if text.strip() else ''
+        except yaml.YAMLError as error:
+            raise ValueError(f'--param {name}: cannot parse {text!r} ({error})') from None
     return params
 
 
@@ -262,20 +276,26 @@ def _error(message):
     return 2
 
 
-def _prepare_output(args):
-    """Return the output path, or an error message when it cannot be used."""
+def _check_output(args):
+    """Return an error message when the output path cannot be (re)used, else None."""
     output = Path(args.output)
     if not output.exists():
-        return output, None
+        return None
     if not args.overwrite:
-        return output, f'{output} exists (use --overwrite to replace it)'
-    if Path(args.input_bag).resolve() == output.resolve():
-        return output, 'the output bag cannot replace the input bag'
+        return f'{output} exists (use --overwrite to replace it)'
+    source = Path(args.input_bag).resolve()
+    if output.resolve() == source or output.resolve() in source.parents:
+        return f'--overwrite would delete the input bag {args.input_bag}'
+    if output.is_dir() and not (output / 'metadata.yaml').is_file():
+        return f'refusing to delete {output}: it is not a rosbag2 folder (no metadata.yaml)'
+    return None
+
+
+def _remove_output(output):
     if output.is_dir():
         shutil.rmtree(output)
-    else:
+    elif output.exists():
         output.unlink()
-    return output, None
 
 
 def run(args):
@@ -288,9 +308,10 @@ def run(args):
         settings = _settings(args)
     except ValueError as error:
         return _error(error)
-    output, message = _prepare_output(args)
+    message = _check_output(args)
     if message:
         return _error(message)
+    output = Path(args.output)
     try:
         reader = BagReader(args.input_bag)
         reader.start()
@@ -320,6 +341,7 @@ def run(args):
         try:
             _check_output_topics(reader, pipeline, namespace)
             storage = reader.storage if args.storage == 'same' else args.storage
+            _remove_output(output)
             writer = BagWriter(output, storage)
         except BagError as error:
             return _error(error)
