@@ -80,6 +80,10 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
     parameters, values = _node_parameters(args, model_root, meaningful)
     bag_path = out / 'bag'
     if bag_path.exists():
+        if not (bag_path / 'metadata.yaml').is_file():
+            print(f'genpercept demo: error: {bag_path} exists and is not a rosbag2 folder; '
+                  'choose another --output', file=sys.stderr)
+            return 2
         shutil.rmtree(bag_path)
     context = Context()
     rclpy.init(context=context)
