@@ -220,3 +220,11 @@ def test_return_raw_false_skips_the_normal_raw_copy(tiny_model_root):
 def test_warmup_runs_a_prediction(tiny_model_root):
     out = _load(tiny_model_root).warmup(40, 50, processing_resolution=48, batch_size=2)
     assert len(out.depth) == 2 and out.depth[0].shape == (40, 50)
+
+
+def test_strided_views_are_accepted(tiny_model_root):
+    bgr = _image(30, 40, 10)
+    view = bgr[:, :, ::-1]                      # negative strides, as from a BGR camera
+    out = _load(tiny_model_root).predict([view], processing_resolution=48)
+    copy = _load(tiny_model_root).predict([view.copy()], processing_resolution=48)
+    np.testing.assert_array_equal(out.depth[0], copy.depth[0])

@@ -92,8 +92,9 @@ def normals_to_optical(raw, version):
     become NaN.
     """
     normals = raw * 2.0 - 1.0 if version == 2 else raw
-    sign = torch.tensor(GENPERCEPT_TO_OPTICAL, dtype=normals.dtype, device=normals.device)
-    normals = normals.permute(0, 2, 3, 1) * sign
+    # Built from slices, not from a host-side sign vector: no host-to-device copy (no sync).
+    normals = torch.stack([sign * normals[:, axis]
+                           for axis, sign in enumerate(GENPERCEPT_TO_OPTICAL)], dim=-1)
     length = torch.linalg.vector_norm(normals, dim=-1, keepdim=True)
     unit = normals / torch.where(length > 0, length, 1.0)
     return torch.where(length > 0, unit, torch.full_like(unit, float('nan')))

@@ -266,8 +266,10 @@ class GenPerceptPredictor:
     def _upload(self, images):
         """Stack HxWx3 uint8 images into a [B, 3, H, W] device tensor."""
         if all(isinstance(image, torch.Tensor) for image in images):
-            batch = torch.stack([image.to(self._device) for image in images])
-        elif self._device.type == 'cuda':
+            return torch.stack([image.to(self._device) for image in images]).permute(0, 3, 1, 2)
+        images = [image.cpu().numpy() if isinstance(image, torch.Tensor) else image
+                  for image in images]
+        if self._device.type == 'cuda':
             # Reused pinned staging buffer: the copy runs asynchronously, and the buffer is not
             # rewritten before this call's results have come back to the host.
             shape = (len(images),) + tuple(images[0].shape)
@@ -275,11 +277,12 @@ class GenPerceptPredictor:
             if staging is None:
                 staging = self._pinned[shape] = torch.empty(
                     shape, dtype=torch.uint8, pin_memory=True)
+            host = staging.numpy()
             for index, image in enumerate(images):
-                staging[index].copy_(torch.as_tensor(np.asarray(image)))
+                host[index] = image        # any strides (e.g. a BGR -> RGB view)
             batch = staging.to(self._device, non_blocking=True)
         else:
-            batch = torch.stack([torch.as_tensor(np.asarray(image)) for image in images])
+            batch = torch.from_numpy(np.stack(images))
         return batch.permute(0, 3, 1, 2)
 
     def _run_group(self, images, tasks, processing_resolution, output_resolution, watch,
