@@ -34,9 +34,12 @@ from .node_camera import CameraChannel
 from .node_camera import make_qos
 from .node_diagnostics import Diagnostics
 from .node_parameters import declare_parameters
+from .pipeline import check_frame_size
 from .pipeline import decode_image
 from .pipeline import Frame
 from .pipeline import FramePipeline
+from .pipeline import FrameSizeError
+from .pipeline import INPUT_SIZE_PROBLEM
 from .pipeline import PipelineSettings
 from .pipeline_parameters import PARAMETER_SPECS
 from .pipeline_parameters import resolve_device
@@ -55,8 +58,13 @@ def is_out_of_memory(error):
     return type(error).__name__ == 'OutOfMemoryError' or 'out of memory' in str(error).lower()
 
 
-def free_device_memory():
-    """Release cached accelerator memory (no-op without CUDA)."""
+def free_device_memory(predictor=None):
+    """Release cached accelerator memory (no-op without CUDA); never raises."""
+    if predictor is not None:
+        try:
+            predictor.free_memory()
+        except Exception:  # noqa: B902 - freeing memory must never raise
+            pass
     gc.collect()
     try:
         import torch
@@ -336,8 +344,13 @@ class NodeCore:
             if not wanted:
                 channel.stats.skipped_no_subscribers += 1
                 continue
+            settings = pipeline.settings
             try:
-                rgb = decode_image(msg)
+                rgb = decode_image(msg, max_pixels=settings.max_input_pixels)
+                check_frame_size(rgb.shape[1], rgb.shape[0], settings)
+            except FrameSizeError as error:
+                self.report_problem(channel, INPUT_SIZE_PROBLEM, str(error))
+                continue
             except CodecError as error:
                 self.report_problem(channel, 'decode', f'cannot decode input image: {error}')
                 continue
@@ -371,7 +384,7 @@ class NodeCore:
             return pipeline.process(frames)
         except Exception as error:  # noqa: B902 - any model failure must not stop the node
             if is_out_of_memory(error):
-                free_device_memory()
+                free_device_memory(pipeline.predictor)
                 for channel, _ in sources:
                     self.report_problem(channel, 'out_of_memory', (
                         f'inference ran out of memory ({error}); frame dropped, cache freed. '

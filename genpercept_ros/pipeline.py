@@ -32,6 +32,11 @@ Usage::
 Only the topics in ``Frame.wanted`` are computed (None = all). A frame whose camera_info is
 missing or uncalibrated still gets its depth images, but no depth/camera_info and no clouds;
 each such problem is reported in ``FrameResult.problems`` as ``(kind, message)``.
+
+Frames the model cannot take are refused before the predictor runs, with a message naming the
+sizes (:class:`FrameSizeError`, problem kind ``input_size``): more than ``max_input_pixels``
+pixels (checked on the message header, before decoding) or a side that falls below
+:data:`MIN_PROCESSING_SIDE` pixels at ``processing_resolution`` (extreme aspect ratios).
 """
 
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from .messages.errors import CodecError
 from .messages.image import compressed_to_rgb
 from .messages.image import image_to_rgb
 from .pipeline_outputs import build_messages
@@ -53,6 +59,15 @@ from .pipeline_parameters import DEFAULTS
 from .pipeline_parameters import validate_parameters
 from .pipeline_scale import CameraScaleState
 from .pipeline_scale import ScaleReport
+
+
+# The VAE downsamples by 8: a processing size below 8 pixels per side has no latent pixel.
+MIN_PROCESSING_SIDE = 8
+INPUT_SIZE_PROBLEM = 'input_size'
+
+
+class FrameSizeError(CodecError):
+    """A frame too large (``max_input_pixels``) or too thin for the model; names the sizes."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ class PipelineSettings:
     """
 
     processing_resolution: int = DEFAULTS['processing_resolution']
+    max_input_pixels: int = DEFAULTS['max_input_pixels']
     output_resolution: str = DEFAULTS['output_resolution']
     frame_id: str = DEFAULTS['frame_id']
     scale_mode: str = DEFAULTS['scale_mode']
@@ -136,13 +152,56 @@ class FrameResult:
     normals_agreement_deg: float = None
 
 
-def decode_image(msg):
-    """Return HxWx3 uint8 RGB from an Image or CompressedImage (``CodecError`` when invalid)."""
+def decode_image(msg, max_pixels=None):
+    """
+    Return HxWx3 uint8 RGB from an Image or CompressedImage (``CodecError`` when invalid).
+
+    With ``max_pixels`` an Image declaring more pixels raises :class:`FrameSizeError` before
+    any conversion, and a compressed stream whose header declares more is refused before
+    decoding (``CodecError`` naming the limit).
+    """
     if isinstance(msg, CompressedImage):
-        return compressed_to_rgb(msg)
+        if max_pixels is None:
+            return compressed_to_rgb(msg)
+        return compressed_to_rgb(msg, max_pixels=int(max_pixels))
     if isinstance(msg, Image):
+        if max_pixels is not None:
+            check_pixel_count(int(msg.width), int(msg.height), max_pixels)
         return image_to_rgb(msg)
     raise TypeError(f'expected sensor_msgs Image or CompressedImage, got {type(msg).__name__}')
+
+
+def check_pixel_count(width, height, max_pixels):
+    """Raise :class:`FrameSizeError` when ``width x height`` exceeds ``max_pixels``."""
+    if width * height > max_pixels:
+        raise FrameSizeError(
+            f'image is {width}x{height} = {width * height / 1e6:.1f} Mpx, more than '
+            f'max_input_pixels = {max_pixels} ({max_pixels / 1e6:.1f} Mpx); refused before '
+            'decoding (lower the camera resolution or raise max_input_pixels)')
+
+
+def check_frame_size(width, height, settings):
+    """
+    Raise :class:`FrameSizeError` when the model cannot take a ``width`` x ``height`` frame.
+
+    The size at ``processing_resolution`` follows the model's rule (longest edge scaled to it,
+    sides truncated); each side must keep :data:`MIN_PROCESSING_SIDE` pixels.
+    """
+    if width <= 0 or height <= 0:
+        raise FrameSizeError(f'zero-sized image ({width}x{height})')
+    check_pixel_count(width, height, settings.max_input_pixels)
+    resolution = settings.processing_resolution
+    new_width, new_height = width, height
+    if resolution > 0:
+        factor = min(resolution / width, resolution / height)
+        new_width, new_height = int(width * factor), int(height * factor)
+    if min(new_width, new_height) < MIN_PROCESSING_SIDE:
+        ratio = max(width, height) / min(width, height)
+        raise FrameSizeError(
+            f'image is {width}x{height} (aspect ratio {ratio:.4g}:1) and becomes '
+            f'{new_width}x{new_height} at processing_resolution {resolution}; the model needs '
+            f'at least {MIN_PROCESSING_SIDE} px per side there: frame refused (crop the image '
+            'or raise processing_resolution)')
 
 
 class FramePipeline:
@@ -214,21 +273,37 @@ class FramePipeline:
         Predict all ``frames`` in one batch and return a :class:`FrameResult` per frame.
 
         Raises what the predictor raises (e.g. out of memory); per-frame problems with
-        camera_info or references never raise but are listed in the results.
+        camera_info or references never raise but are listed in the results. Frames the model
+        cannot take (:func:`check_frame_size`) get no outputs and an ``input_size`` problem,
+        without disturbing the other frames of the batch.
         """
         frames = list(frames)
         if not frames:
             return []
         settings = self._settings
+        results = [FrameResult(camera=frame.camera) for frame in frames]
+        accepted = []
+        for frame, result in zip(frames, results):
+            try:
+                check_frame_size(frame.rgb.shape[1], frame.rgb.shape[0], settings)
+            except FrameSizeError as error:
+                result.problems.append((INPUT_SIZE_PROBLEM, str(error)))
+                continue
+            accepted.append((frame, result))
+        if accepted:
+            self._process_checked([frame for frame, _ in accepted],
+                                  [result for _, result in accepted], settings)
+        return results
+
+    def _process_checked(self, frames, results, settings):
         all_topics = self.output_topics()
         wanted = [all_topics if frame.wanted is None
                   else tuple(topic for topic in all_topics if topic in frame.wanted)
                   for frame in frames]
         tasks = topics_needing(set().union(*wanted), self.depth_kind, self.has_normals,
                                settings)
-        results = [FrameResult(camera=frame.camera) for frame in frames]
         if not tasks:
-            return results
+            return
         prediction = self.predictor.predict(
             [frame.rgb for frame in frames],
             processing_resolution=settings.processing_resolution,
@@ -242,7 +317,6 @@ class FramePipeline:
                 relative=None if prediction.depth is None else prediction.depth[index],
                 depth_kind=prediction.depth_kind,
                 normals=None if prediction.normals is None else prediction.normals[index])
-        return results
 
     def _camera_state(self, camera):
         state = self._cameras.get(camera)

@@ -129,6 +129,10 @@ PARAMETERS = (
     ParameterSpec('cameras', [],
                   'Camera namespaces served by this node, e.g. [front, left] -> front/image, '
                   'front/depth/image, ...; [] = one camera on relative topics.', read_only=True),
+    ParameterSpec('max_input_pixels', 1 << 24,
+                  'Frames with more pixels (width x height) than this are refused before '
+                  'decoding, with an error (16.7 Mpx = 4096 x 4096 by default).',
+                  minimum=64, maximum=1 << 30),
     ParameterSpec('batch_window_ms', 10.0,
                   'Frames of different cameras arriving within this window are batched.',
                   minimum=0.0, maximum=1000.0),

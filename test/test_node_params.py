@@ -37,6 +37,7 @@ PROMISED = {
     'far_saturation_nan', 'voxel_size', 'reference_type', 'reference_time_tolerance_s',
     'fit_min_points', 'fit_min_inlier_ratio', 'scale_smoothing', 'hold_last_fit_s',
     'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_depth',
+    'max_input_pixels',
     'output_reliability', 'output_depth', 'diagnostics_period_s',
 }
 
