@@ -323,3 +323,11 @@ def test_bad_options_are_refused(inputs, tiny_model_root, tmp_path, capsys):
     a_file.write_text('')
     assert _run([image, '-o', str(a_file)] + _common(tiny_model_root)) == 2
     assert 'output folder' in capsys.readouterr().err
+
+
+def test_through_the_genpercept_command(inputs, tiny_model_root, tmp_path):
+    from genpercept_ros.cli import main
+    folder, _ = inputs
+    argv = ['infer', str(folder / 'gray.png'), '-o', str(tmp_path), '--normal-model', '']
+    assert main(argv + _common(tiny_model_root)) == 0
+    assert (tmp_path / 'gray_depth.png').is_file()
