@@ -55,6 +55,7 @@ import torch
 OutOfMemoryError = torch.OutOfMemoryError
 
 OUTPUT_RESOLUTIONS = ('input', 'processing')
+MAX_STAGING_SHAPES = 8
 
 
 @dataclass
@@ -270,17 +271,23 @@ class GenPerceptPredictor:
         images = [image.cpu().numpy() if isinstance(image, torch.Tensor) else image
                   for image in images]
         if self._device.type == 'cuda':
-            # Reused pinned staging buffer: the copy runs asynchronously, and the buffer is not
-            # rewritten before this call's results have come back to the host.
+            # Reused pinned staging buffer per shape: the copy runs asynchronously; an event
+            # guards the buffer until that copy has finished.
             shape = (len(images),) + tuple(images[0].shape)
-            staging = self._pinned.get(shape)
-            if staging is None:
-                staging = self._pinned[shape] = torch.empty(
-                    shape, dtype=torch.uint8, pin_memory=True)
-            host = staging.numpy()
+            if shape not in self._pinned:
+                while len(self._pinned) >= MAX_STAGING_SHAPES:
+                    self._pinned.pop(next(iter(self._pinned)))
+                self._pinned[shape] = [
+                    torch.empty(shape, dtype=torch.uint8, pin_memory=True), None]
+            slot = self._pinned[shape]
+            if slot[1] is not None:
+                slot[1].synchronize()
+            host = slot[0].numpy()
             for index, image in enumerate(images):
                 host[index] = image        # any strides (e.g. a BGR -> RGB view)
-            batch = staging.to(self._device, non_blocking=True)
+            batch = slot[0].to(self._device, non_blocking=True)
+            slot[1] = torch.cuda.Event()
+            slot[1].record()
         else:
             batch = torch.from_numpy(np.stack(images))
         return batch.permute(0, 3, 1, 2)
