@@ -16,6 +16,7 @@
 
 import argparse
 import functools
+import os
 
 from genpercept_ros.model import predictor as predictor_module
 from genpercept_ros.model.predictor import GenPerceptPredictor
@@ -228,3 +229,24 @@ def test_strided_views_are_accepted(tiny_model_root):
     out = _load(tiny_model_root).predict([view], processing_resolution=48)
     copy = _load(tiny_model_root).predict([view.copy()], processing_resolution=48)
     np.testing.assert_array_equal(out.depth[0], copy.depth[0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('GENPERCEPT_TEST_COMPILE'),
+                    reason='torch.compile takes minutes on CPU; set GENPERCEPT_TEST_COMPILE=1')
+def test_torch_compile_matches_eager(tiny_model_root):
+    image = [_image(48, 64, 11)]
+    eager = _load(tiny_model_root, 'disparity-dpt-v2').predict(image, processing_resolution=64)
+    compiled = GenPerceptPredictor.from_pretrained(
+        'disparity-dpt-v2', 'normal-v2', model_root=tiny_model_root, device='cpu',
+        dtype='fp32', torch_compile=True).predict(image, processing_resolution=64)
+    np.testing.assert_allclose(compiled.depth[0], eager.depth[0], atol=1e-4)
+    np.testing.assert_allclose(compiled.normal_raw[0], eager.normal_raw[0], atol=1e-4)
+
+
+def test_profile_flag_keeps_stage_timings(tiny_model_root):
+    predictor = GenPerceptPredictor.from_pretrained(
+        'disparity-dpt-v2', None, model_root=tiny_model_root, device='cpu', profile=True)
+    out = predictor.predict([_image(40, 40, 12)], processing_resolution=48)
+    assert {'preprocess', 'encode', 'unet', 'head', 'postprocess', 'to_host'} <= set(out.timings)
+    assert out.timings['total'] >= out.timings['unet'] > 0
