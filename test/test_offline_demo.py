@@ -118,6 +118,20 @@ def test_banner_says_predictions_are_not_meaningful(tmp_path, tiny_model_root, c
     assert 'reduced-size' in summary['weights']['note']
 
 
+def test_metric_reference_mode(tmp_path, tiny_model_root):
+    out = tmp_path / 'out'
+    status = _run(['--short', '--frames', '3', '--output', str(out), '--metric-reference',
+                   '--model-root', str(tiny_model_root)])
+    assert status == 0
+    summary = json.loads((out / 'summary.json').read_text())
+    metric = summary['metric_depth_vs_ground_truth']
+    assert metric['scale_mode'] == 'reference'
+    assert set(summary['scale']) == {'scale', 'shift', 'inlier_ratio', 'residual'}
+    with Reader(out / 'bag') as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts['/demo_camera/reference/depth'] == 3
+
+
 def _fake_root(root, channels):
     for name in demo.DEMO_VARIANTS:
         spec = get_variant(name)

@@ -67,6 +67,9 @@ def add_arguments(parser):
     parser.add_argument('--time-limit', type=float, default=100.0, metavar='S',
                         help='stop waiting for outputs after this many seconds in all '
                              '(default: %(default)s)')
+    parser.add_argument('--metric-reference', action='store_true',
+                        help='also publish the true depth on reference/depth and run the node '
+                             'with scale_mode reference (metric depth fitted per frame)')
     parser.add_argument('--tiny-weights-dir', default=None, metavar='DIR',
                         help='where to write the tiny fallback weights (default: '
                              '~/.cache/genpercept_ros/tiny_weights)')

@@ -69,13 +69,23 @@ def render_frames(width, height, count):
 class SyntheticCamera(Node):
     """Publish pre-rendered frames as Image + CameraInfo at ``rate_hz``, then stop."""
 
-    def __init__(self, scenes, intrinsics, rate_hz, namespace, context=None):
-        """Prepare the frames; `start` begins publishing."""
+    def __init__(self, scenes, intrinsics, rate_hz, namespace, context=None,
+                 publish_depth=False):
+        """
+        Prepare the frames; `start` begins publishing.
+
+        ``publish_depth`` also publishes the true depth (32FC1 metres) on ``reference/depth``,
+        as a depth sensor registered to the camera would.
+        """
         super().__init__('synthetic_camera', namespace=namespace, context=context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.BEST_EFFORT)
+        # Reliable so the recorder gets every frame; the node's best-effort subscription
+        # matches a reliable publisher too.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                         reliability=ReliabilityPolicy.RELIABLE)
         self._image_pub = self.create_publisher(Image, 'image', qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self._depth_pub = (self.create_publisher(Image, 'reference/depth', qos)
+                           if publish_depth else None)
         self.scenes = scenes
         self.intrinsics = intrinsics
         self.rate_hz = float(rate_hz)
@@ -104,6 +114,8 @@ class SyntheticCamera(Node):
         image = array_to_image(self.scenes[index].rgb, 'rgb8', header)
         info = intrinsics_to_camera_info(self.intrinsics, header)
         self._info_pub.publish(info)
+        if self._depth_pub is not None:
+            self._depth_pub.publish(array_to_image(self.scenes[index].depth, '32FC1', header))
         self._image_pub.publish(image)
         stamp = stamp_ns(header.stamp)
         self.published_stamps.append(stamp)
@@ -119,7 +131,8 @@ class Recorder(Node):
     thread that created the bag writer (sqlite3 objects are bound to their thread), writes them.
     """
 
-    def __init__(self, namespace, output_topics, bag_writer, context=None):
+    def __init__(self, namespace, output_topics, bag_writer, context=None,
+                 record_reference=False):
         """Create the subscriptions (reliable, as the node publishes)."""
         super().__init__('demo_recorder', namespace=namespace, context=context)
         self._lock = threading.Lock()
@@ -134,18 +147,20 @@ class Recorder(Node):
         group = MutuallyExclusiveCallbackGroup()
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                               reliability=ReliabilityPolicy.RELIABLE)
-        best_effort = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                                 reliability=ReliabilityPolicy.BEST_EFFORT)
         self.output_topics = tuple(output_topics)
         for relative in self.output_topics:
             self.create_subscription(message_type(relative), relative,
                                      self._callback(relative, output=True), reliable,
                                      callback_group=group)
         self.create_subscription(Image, 'image', self._callback('image', output=False),
-                                 best_effort, callback_group=group)
+                                 reliable, callback_group=group)
         self.create_subscription(CameraInfo, 'camera_info',
-                                 self._callback('camera_info', output=False), best_effort,
+                                 self._callback('camera_info', output=False), reliable,
                                  callback_group=group)
+        if record_reference:
+            self.create_subscription(Image, 'reference/depth',
+                                     self._callback('reference/depth', output=False),
+                                     reliable, callback_group=group)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10,
                                  callback_group=group)
 

@@ -40,7 +40,8 @@ def _node_parameters(args, model_root, meaningful):
         resolution = (768 if cuda else 192) if meaningful else 128
     values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
               'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
-              'processing_resolution': int(resolution), 'scale_mode': 'range',
+              'processing_resolution': int(resolution),
+              'scale_mode': 'reference' if args.metric_reference else 'range',
               'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
     return [Parameter(name, value=value) for name, value in values.items()], values
 
@@ -103,8 +104,10 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         nodes.append(node)
         output_topics = node.core.pipeline.output_topics()
         writer = BagWriter(bag_path, 'sqlite3')
-        recorder = Recorder(NAMESPACE, output_topics, writer, context=context)
-        camera = SyntheticCamera(scenes, intrinsics, args.rate, NAMESPACE, context=context)
+        recorder = Recorder(NAMESPACE, output_topics, writer, context=context,
+                            record_reference=args.metric_reference)
+        camera = SyntheticCamera(scenes, intrinsics, args.rate, NAMESPACE, context=context,
+                                 publish_depth=args.metric_reference)
         nodes += [recorder, camera]
         for item in nodes:
             executor.add_node(item)
@@ -195,8 +198,31 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
                                 'ground truth after a scale/shift fit'
                                 + ('' if meaningful else '; random weights, so meaningless'))
             summary['depth_vs_ground_truth'] = accuracy
+        if 'depth/image' in messages:
+            metric = image_to_array(messages['depth/image']).astype(np.float64)
+            if metric.shape == scene.depth.shape:
+                summary['metric_depth_vs_ground_truth'] = metric_error(
+                    metric, scene.depth, values['scale_mode'])
+        if 'scale' in messages:
+            summary['scale'] = dict(zip(('scale', 'shift', 'inlier_ratio', 'residual'),
+                                        (float(v) for v in messages['scale'].data)))
+        elif 'scale' in recorder.latest:
+            summary['scale'] = dict(zip(('scale', 'shift', 'inlier_ratio', 'residual'),
+                                        (float(v) for v in recorder.latest['scale'].data)))
     summary['diagnostics'] = _diagnostics_summary(recorder.diagnostics)
     return summary
+
+
+def metric_error(metric, truth, scale_mode):
+    """Return AbsRel of the published metric depth against the true depth, with its source."""
+    ok = np.isfinite(metric) & np.isfinite(truth) & (truth > 0)
+    note = ('scale fitted per frame to the true depth on reference/depth (the node falls back '
+            'to the range mapping when a fit is rejected; see /diagnostics)'
+            if scale_mode == 'reference' else f'{scale_mode} scale (assumed, not measured)')
+    if not ok.any():
+        return {'abs_rel': None, 'valid_ratio': 0.0, 'scale_mode': scale_mode, 'note': note}
+    return {'abs_rel': float(np.mean(np.abs(metric[ok] - truth[ok]) / truth[ok])),
+            'valid_ratio': float(ok.mean()), 'scale_mode': scale_mode, 'note': note}
 
 
 def _report(out, summary):
