@@ -86,6 +86,8 @@ class CameraChannel:
         self._subscriptions = []
         self._condition = condition
         self._pending = None
+        # Stamp (seconds) of the last frame taken by the worker, to notice time going back.
+        self.last_stamp_s = None
 
     def topic(self, relative):
         """Return this camera's name for a relative topic."""

@@ -21,6 +21,7 @@ pipeline on them as one batch and publishes.
 """
 
 import gc
+import re
 import threading
 import time
 
@@ -49,6 +50,7 @@ from .pipeline_parameters import validate_parameters
 # The same problem is logged at most this often per camera (the count goes to diagnostics).
 LOG_THROTTLE_S = 5.0
 _THROTTLE_KEYS = 256
+_NUMBERS = re.compile(r'\d+(\.\d+)?')
 # How long shutdown waits for the worker (an inference in progress cannot be interrupted).
 WORKER_JOIN_S = 1.5
 
@@ -276,7 +278,9 @@ class NodeCore:
         """Count a problem in diagnostics and log it, throttled per camera and message."""
         channel.stats.problems[kind] += 1
         # Distinct messages are logged separately; the same one at most every LOG_THROTTLE_S.
-        key = (channel.name, kind, message)
+        # Numbers are left out of the key so that a stream of e.g. corrupt frames of varying
+        # byte counts is still one message.
+        key = (channel.name, kind, _NUMBERS.sub('#', message))
         if len(self._throttle) > _THROTTLE_KEYS:
             self._throttle.clear()
         now = time.monotonic()
@@ -354,6 +358,7 @@ class NodeCore:
             except CodecError as error:
                 self.report_problem(channel, 'decode', f'cannot decode input image: {error}')
                 continue
+            self._check_stamp(channel, msg.header.stamp)
             frames.append(Frame(rgb=rgb, header=msg.header, camera_info=channel.camera_info,
                                 camera=channel.name, wanted=wanted))
             sources.append((channel, arrival))
@@ -377,6 +382,15 @@ class NodeCore:
             channel.stats.processed += 1
             channel.stats.latency_sum_s += latency
             channel.stats.latency_max_s = max(channel.stats.latency_max_s, latency)
+
+    def _check_stamp(self, channel, stamp):
+        """Report image stamps that go backwards (bag loop, restarted driver or clock)."""
+        seconds = stamp.sec + stamp.nanosec * 1e-9
+        last, channel.last_stamp_s = channel.last_stamp_s, seconds
+        if last is not None and seconds < last:
+            self.report_problem(channel, 'time_backwards', (
+                f'image stamp went backwards by {last - seconds:.3f} s (bag loop or restarted '
+                'driver?); frame served, scale tracking restarts'), level='warning')
 
     def _predict(self, pipeline, frames, sources):
         """Run the pipeline; on failure retry frames one by one so one bad frame stays alone."""

@@ -154,6 +154,9 @@ class CameraScaleState:
                 fit = fit_scale_shift(relative, reference, None, space,
                                       min_points=settings.fit_min_points,
                                       min_inlier_ratio=settings.fit_min_inlier_ratio)
+                if not fit.ok:
+                    problems.append(('reference', f'scale fit on the metric reference '
+                                     f'rejected: {fit.reason}'))
         with self._lock:
             decision = self._tracker.update(stamp, fit)
         inliers = math.nan if fit is None else float(fit.inlier_ratio)
