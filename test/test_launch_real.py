@@ -17,7 +17,7 @@ Run the installed launch files for real and check that the node publishes.
 
 Needs the ROS 2 ``launch`` and ``launch_ros`` Python sources, which no package registry reachable
 from CI serves: set ``GENPERCEPT_LAUNCH_SRC`` to the folders to put on ``PYTHONPATH`` (see
-docs/LAUNCH.md, "Checking the launch files without a ROS install"). The package is built with
+README.md, "Checking the launch files without a ROS install"). The package is built with
 colcon into a temporary install space and launched from there through ``LaunchService`` in a
 separate process; this process plays the camera.
 """
@@ -42,7 +42,7 @@ pytestmark = [
     pytest.mark.slow, pytest.mark.ros,
     pytest.mark.skipif(not SOURCES, reason=(
         'GENPERCEPT_LAUNCH_SRC is not set: it must list the ros2/launch and ros2/launch_ros '
-        'source folders (see docs/LAUNCH.md)')),
+        'source folders (see README.md)')),
 ]
 
 RUN_LAUNCH = """
