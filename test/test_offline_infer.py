@@ -188,7 +188,7 @@ def test_batches_give_the_same_outputs(result, inputs, tiny_model_root, tmp_path
     _, single = result
     folder, _ = inputs
     names = [str(folder / f'{stem}.png') for stem in ('colour', 'gray', 'alpha')]
-    assert _run(names + ['-o', str(tmp_path), '--batch-size', '3']
+    assert _run(names + ['-o', str(tmp_path), '--batch-size', '3', '--normal-model', '']
                 + _common(tiny_model_root)) == 0
     for stem in ('colour', 'gray', 'alpha'):
         # Batched convolutions differ in the last bits; the uint8 re-quantisation of the resized
@@ -199,11 +199,11 @@ def test_batches_give_the_same_outputs(result, inputs, tiny_model_root, tmp_path
 
 def test_resume_skips_finished_stems(inputs, tiny_model_root, tmp_path, capsys):
     folder, _ = inputs
-    argv = [str(folder / 'colour.png'), str(folder / 'gray.png'), '-o', str(tmp_path)]
-    argv += _common(tiny_model_root)
+    argv = [str(folder / 'colour.png'), str(folder / 'gray.png'), '-o', str(tmp_path),
+            '--normal-model', ''] + _common(tiny_model_root)
     assert _run(argv) == 0
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    (tmp_path / 'gray_normals.npy').unlink()
+    (tmp_path / 'gray_depth.npy').unlink()
     capsys.readouterr()
     assert _run(argv) == 0
     assert '1 written, 1 already done' in capsys.readouterr().out
@@ -213,7 +213,7 @@ def test_resume_skips_finished_stems(inputs, tiny_model_root, tmp_path, capsys):
         if name.startswith('colour_'):
             assert after[name] == stamp, f'{name} was rewritten'
         else:
-            assert name == 'gray_normals.npy' or after[name] != stamp, f'{name} not redone'
+            assert name == 'gray_depth.npy' or after[name] != stamp, f'{name} not redone'
     assert _run(argv + ['--overwrite']) == 0
     assert '2 written, 0 already done' in capsys.readouterr().out
 
@@ -272,7 +272,8 @@ def test_point_cloud_from_camera_yaml_at_twice_the_size(inputs, tiny_model_root,
         'distortion_coefficients: {rows: 1, cols: 5, data: [0, 0, 0, 0, 0]}\n')
     out = tmp_path / 'out'
     argv = [str(folder / 'colour.png'), '-o', str(out), '--camera-info', str(yaml_path),
-            '--depth-scale-mode', 'fixed', '--depth-scale', '2.0', '--depth-shift', '0.25']
+            '--depth-scale-mode', 'fixed', '--depth-scale', '2.0', '--depth-shift', '0.25',
+            '--normal-model', '']
     assert _run(argv + _common(tiny_model_root)) == 0
     points = np.asarray(o3d.io.read_point_cloud(str(out / 'colour_cloud.ply')).points)
     fx, cx, cy = fx2 / 2, (cx2 + 0.5) / 2 - 0.5, (cy2 + 0.5) / 2 - 0.5
@@ -299,7 +300,7 @@ def test_unreadable_input_is_reported_and_the_rest_processed(
     broken.write_bytes(b'\x89PNG\r\n\x1a\nthis is not a png')
     out = tmp_path / 'out'
     argv = [str(broken), str(folder / 'colour.png'), str(tmp_path / 'missing*.jpg'),
-            '-o', str(out)] + _common(tiny_model_root)
+            '-o', str(out), '--normal-model', ''] + _common(tiny_model_root)
     assert _run(argv) == 1
     err = capsys.readouterr().err
     assert 'broken.png' in err and 'cannot read' in err
