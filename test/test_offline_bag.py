@@ -141,6 +141,10 @@ def _model(model_root):
             '--processing-resolution', str(RES)]
 
 
+def _depth_only(model_root):
+    return _model(model_root) + ['--normal-model', '']
+
+
 def _stamp(msg):
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
@@ -186,7 +190,7 @@ def test_outputs_come_from_the_recorded_images(tmp_path, tiny_model_root):
     source, output = tmp_path / 'in', tmp_path / 'out'
     image_topic = write_bag(source, 'sqlite3', frames=2)
     assert _run([str(source), '-o', str(output), '--image-topic', image_topic]
-                + _model(tiny_model_root)) == 0
+                + _depth_only(tiny_model_root)) == 0
     result, _ = read_bag(output)
     predictor = GenPerceptPredictor.from_pretrained(
         depth_model='depth-v2', normal_model='normal-v2', model_root=str(tiny_model_root),
@@ -229,7 +233,7 @@ def test_camera_info_from_a_yaml_file(tmp_path, tiny_model_root):
                          'camera_matrix: {rows: 3, cols: 3, '
                          f'data: [{FX}, 0, {CX}, 0, {FX}, {CY}, 0, 0, 1]}}\n')
     assert _run([str(source), '-o', str(output), '--image-topic', image_topic,
-                 '--camera-info', str(yaml_path)] + _model(tiny_model_root)) == 0
+                 '--camera-info', str(yaml_path)] + _depth_only(tiny_model_root)) == 0
     result, _ = read_bag(output)
     assert len(result['/cam/points'][1]) == 1
     info = result['/cam/depth/camera_info'][1][0][2]
@@ -278,7 +282,7 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_model_root, capsys):
     image_topic = write_bag(source, 'sqlite3', frames=1)
     write_bag(output, 'sqlite3', frames=1)
     argv = [str(source), '-o', str(output), '--image-topic', image_topic]
-    argv += _model(tiny_model_root)
+    argv += _depth_only(tiny_model_root)
     assert _run(argv) == 2
     assert '--overwrite' in capsys.readouterr().err
     assert _run(argv + ['--overwrite']) == 0
@@ -306,7 +310,7 @@ def test_node_parameters_shape_the_outputs(tmp_path, tiny_model_root, capsys):
     image_topic = write_bag(source, 'sqlite3', frames=1)
     argv = [str(source), '-o', str(output), '--image-topic', image_topic, '-p',
             'cloud_decimation=2', '-p', 'scale_mode=fixed', '-p', 'depth_scale=3.0']
-    assert _run(argv + _model(tiny_model_root)) == 0
+    assert _run(argv + _depth_only(tiny_model_root)) == 0
     result, _ = read_bag(output)
     cloud = result['/cam/points'][1][0][2]
     assert (cloud.height, cloud.width) == (H // 2, W // 2)
@@ -318,9 +322,9 @@ def test_node_parameters_shape_the_outputs(tmp_path, tiny_model_root, capsys):
     np.testing.assert_allclose(d[ok], 3.0 * r[ok], rtol=1e-5)
     bad = [str(source), '-o', str(tmp_path / 'bad'), '--image-topic', image_topic, '-p',
            'near_m=20']
-    assert _run(bad + _model(tiny_model_root)) == 2
+    assert _run(bad + _depth_only(tiny_model_root)) == 2
     assert 'near_m' in capsys.readouterr().err
-    assert _run(bad[:-1] + ['depth_model=depth-v1'] + _model(tiny_model_root)) == 2
+    assert _run(bad[:-1] + ['depth_model=depth-v1'] + _depth_only(tiny_model_root)) == 2
     assert '--depth-model' in capsys.readouterr().err
 
 
@@ -334,7 +338,7 @@ def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_r
     first, first_out = tmp_path / 'first', tmp_path / 'first_out'
     image_topic = write_bag(first, 'sqlite3', frames=2)
     assert _run([str(first), '-o', str(first_out), '--image-topic', image_topic]
-                + _model(tiny_model_root)) == 0
+                + _depth_only(tiny_model_root)) == 0
     relatives = [_image_array(m) for _, _, m in
                  read_bag(first_out)[0]['/cam/depth_relative/image'][1]]
     scale, shift = 4.0, 0.75
@@ -343,7 +347,7 @@ def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_r
     write_bag(source, 'mcap', frames=2, references=references)
     assert _run([str(source), '-o', str(output), '--image-topic', image_topic,
                  '-p', 'scale_mode=reference', '-p', 'fit_min_points=20']
-                + _model(tiny_model_root)) == 0
+                + _depth_only(tiny_model_root)) == 0
     result, _ = read_bag(output)
     assert len(result['/cam/reference/depth'][1]) == 2
     for (_, _, depth), expected in zip(result['/cam/depth/image'][1], references):
@@ -388,7 +392,7 @@ def test_single_storage_file_as_input(tmp_path, tiny_model_root, storage, suffix
     [data_file] = source.glob(f'*{suffix}')
     output = tmp_path / 'out'
     assert _run([str(data_file), '-o', str(output), '--image-topic', image_topic]
-                + _model(tiny_model_root)) == 0
+                + _depth_only(tiny_model_root)) == 0
     result, out_storage = read_bag(output)
     assert out_storage == storage
     assert len(result['/cam/depth/image'][1]) == 1
