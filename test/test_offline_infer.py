@@ -258,7 +258,8 @@ def test_point_cloud_from_focal_lengths(inputs, tiny_model_root, tmp_path):
     np.testing.assert_allclose(np.asarray(cloud.normals), normals, atol=1e-6)
 
 
-def test_point_cloud_from_camera_yaml_at_twice_the_size(inputs, tiny_model_root, tmp_path):
+def test_point_cloud_from_camera_yaml_at_twice_the_size(
+        inputs, tiny_model_root, tmp_path, capsys):
     o3d = pytest.importorskip('open3d')
     folder, _ = inputs
     h, w = SIZE
@@ -281,6 +282,8 @@ def test_point_cloud_from_camera_yaml_at_twice_the_size(inputs, tiny_model_root,
     v, u = np.mgrid[0:h, 0:w]
     expected = np.stack([(u - cx) * z / fx, (v - cy) * z / fx, z], axis=-1).reshape(-1, 3)
     np.testing.assert_allclose(points, expected, rtol=1e-5, atol=1e-5)
+    err = capsys.readouterr().err
+    assert f'describes {2 * w}x{2 * h} images' in err and 'aspect' not in err
 
 
 def test_processing_resolution_outputs(inputs, tiny_model_root, tmp_path):

@@ -81,6 +81,7 @@ class _Intrinsics:
     def __init__(self, camera_info=None, focal=None):
         self.camera_info = camera_info
         self.focal = focal
+        self.warned_sizes = set()
 
     @property
     def known(self):
@@ -88,10 +89,19 @@ class _Intrinsics:
 
     def for_output(self, input_size, output_size):
         from genpercept_ros.geometry.intrinsics import Intrinsics
-        from genpercept_ros.messages.camera_info import camera_info_to_intrinsics
+        from genpercept_ros.messages.camera_info import resolve_camera_info
         (in_h, in_w), (out_h, out_w) = input_size, output_size
         if self.camera_info is not None:
-            intrinsics = camera_info_to_intrinsics(self.camera_info, in_w, in_h)
+            resolved = resolve_camera_info(self.camera_info, in_w, in_h)
+            intrinsics = resolved.intrinsics
+            if resolved.rescaled and (in_w, in_h) not in self.warned_sizes:
+                self.warned_sizes.add((in_w, in_h))
+                aspect = ('; the aspect ratio differs, check that the calibration belongs '
+                          'to these images' if abs(resolved.scale_x - resolved.scale_y)
+                          > 0.01 * resolved.scale_x else '')
+                print(f'genpercept infer: note: the camera_info describes '
+                      f'{resolved.info_width}x{resolved.info_height} images; its intrinsics '
+                      f'are scaled to {in_w}x{in_h}{aspect}', file=sys.stderr)
         else:
             fx, fy, cx, cy = self.focal
             intrinsics = Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy, width=in_w, height=in_h)
