@@ -26,57 +26,10 @@ argument. The mapping from arguments to node parameters and remappings lives in
 ``genpercept_ros.launch_args``.
 """
 
-from ament_index_python.packages import get_package_share_directory
 from genpercept_ros import launch_args
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.actions import EmitEvent
-from launch.actions import OpaqueFunction
-from launch.actions import RegisterEventHandler
-from launch.events import matches_action
-from launch_ros.actions import LifecycleNode
-from launch_ros.actions import Node
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
-from launch_ros.parameter_descriptions import ParameterValue
-from lifecycle_msgs.msg import Transition
-
-
-def _node_actions(spec):
-    kwargs = spec.node_kwargs()
-    # Strings stay strings: launch_ros would otherwise YAML-parse them ('1.0' -> float).
-    kwargs['parameters'] = [{
-        name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
-        for name, value in parameters.items()} for parameters in kwargs['parameters']]
-    if not spec.lifecycle:
-        return [Node(**kwargs)]
-    node = LifecycleNode(**kwargs)
-    if not spec.autostart:
-        return [node]
-
-    def change_state(transition_id):
-        return EmitEvent(event=ChangeState(
-            lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
-
-    # Activate once configure has finished (start_state keeps a later manual deactivate
-    # from being undone).
-    activate = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
-        entities=[change_state(Transition.TRANSITION_ACTIVATE)]))
-    return [node, activate, change_state(Transition.TRANSITION_CONFIGURE)]
-
-
-def _launch_setup(context):
-    share_dir = get_package_share_directory(launch_args.PACKAGE)
-    plan = launch_args.plan_multi_camera(context.launch_configurations, share_dir)
-    return [action for spec in plan.nodes + plan.helpers for action in _node_actions(spec)]
+from genpercept_ros.launch_actions import describe_launch
 
 
 def generate_launch_description():
     """Declare every launch argument, then build the nodes from their values."""
-    return LaunchDescription([
-        DeclareLaunchArgument(argument.name, default_value=argument.default,
-                              description=argument.description,
-                              choices=list(argument.choices) or None)
-        for argument in launch_args.MULTI_CAMERA_ARGUMENTS
-    ] + [OpaqueFunction(function=_launch_setup)])
+    return describe_launch(launch_args.MULTI_CAMERA_ARGUMENTS, launch_args.plan_multi_camera)

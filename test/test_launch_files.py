@@ -66,11 +66,15 @@ def test_launch_file_declares_every_argument(name):
 
 
 def setup_actions(name, share_dir, monkeypatch, **values):
-    module = load_launch_file(name)
-    monkeypatch.setattr(module, 'get_package_share_directory', lambda package: share_dir)
+    from genpercept_ros import launch_actions
+    monkeypatch.setattr(launch_actions, 'get_package_share_directory',
+                        lambda package: share_dir)
+    description = load_launch_file(name).generate_launch_description()
     context = launch.LaunchContext()
     context.launch_configurations.update(values)
-    return module._launch_setup(context)
+    launch_setup = description.entities[-1]
+    assert isinstance(launch_setup, launch.actions.OpaqueFunction)
+    return launch_setup.execute(context)
 
 
 def test_single_camera_actions(share_dir, monkeypatch):
