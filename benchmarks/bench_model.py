@@ -101,11 +101,15 @@ def build_parser():
     parser.add_argument('--compile-mode', default='max-autotune-no-cudagraphs',
                         help='torch.compile mode of the compile mode (default: %(default)s; '
                              "'default' for torch's default)")
-    parser.add_argument('--tf32', action='store_true', help='allow TF32 for fp32 on CUDA')
+    parser.add_argument('--tf32', action='store_true',
+                        help='allow TF32 for fp32 on CUDA (default: off, strict fp32 baseline)')
     parser.add_argument('--host-staging', action='store_true',
                         help='upload frames through pinned reused host buffers (HostStaging)')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the reference-style pipeline')
+    parser.add_argument('--interleave-reference', action='store_true',
+                        help='time the reference right after each of our calls (both loaded '
+                             'at once) and report paired ratios; for shared/noisy machines')
     parser.add_argument('--reference-iters', type=int, default=None,
                         help='timed reference iterations (default: --iters)')
     parser.add_argument('--warmup', type=int, default=2)
@@ -201,7 +205,8 @@ def summarise(seconds, batch):
         'frames_per_s': 1000.0 * batch / median if median > 0 else None}
 
 
-def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, baselines, timer):
+def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, baselines, timer,
+             interleaved=None):
     """Benchmark one predictor configuration over every resolution x batch; return rows."""
     depth_model = args.depth_model if 'depth' in tasks else None
     normal_model = args.normal_model if 'normal' in tasks else None
@@ -230,10 +235,12 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
         first_s, output = timer(call)
         for _ in range(max(0, args.warmup - 1)):
             output = call()
-        seconds = []
+        seconds, paired = [], []
         for _ in range(args.iters):
             elapsed, output = timer(call)
             seconds.append(elapsed)
+            if interleaved is not None:
+                paired.append(interleaved.time_once(width, height, batch, frames) / elapsed)
         outputs = raw_outputs(output, tasks)
         key = (tasks, width, height, batch)
         if dtype == 'fp32' and mode == 'eager':
@@ -251,6 +258,10 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
             'stage_seconds_last_call': dict(output.timings),
         }
         row.update(summarise(seconds, batch))
+        if paired:
+            # Median of per-iteration ratios, each from back-to-back calls: robust to load
+            # that changes slowly compared with one call.
+            row['paired_speedup_vs_reference'] = statistics.median(paired)
         if dtype == 'bf16' and difference is not None:
             row['bf16_within_tolerance'] = all(
                 value <= BF16_TOLERANCE for value in difference.values())
@@ -261,12 +272,62 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
     return rows
 
 
+def reference_pipeline(args, device, tasks):
+    """Load the reference-style pipeline (fp32) for ``tasks``."""
+    return ReferenceStylePipeline(
+        args.weights, depth_model=args.depth_model if 'depth' in tasks else None,
+        normal_model=args.normal_model if 'normal' in tasks else None, device=str(device))
+
+
+def reference_row(tasks, width, height, batch, seconds, result, baselines, memory=None):
+    """Return the report row of the reference-style pipeline."""
+    outputs = {task: np.stack(values) for task, values in result.items()}
+    memory, memory_kind = memory or (None, 'not measured (loaded beside our predictor)')
+    row = {'tasks': '+'.join(tasks), 'dtype': 'fp32', 'mode': 'reference-style',
+           'width': width, 'height': height, 'batch': batch,
+           'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
+           'max_abs_diff_vs_fp32_eager': max_abs_difference(
+               outputs, baselines.get((tasks, width, height, batch)))}
+    row.update(summarise(seconds, batch))
+    return row
+
+
+class InterleavedReference:
+    """Time the reference-style pipeline right after each of our timed calls."""
+
+    def __init__(self, pipeline, tasks, timer):
+        self.pipeline, self.tasks, self.timer = pipeline, tasks, timer
+        self.samples, self.results = {}, {}
+
+    def time_once(self, width, height, batch, frames):
+        """Run the reference once on ``frames`` (warming up first); return seconds."""
+        key = (width, height, batch)
+
+        def call():
+            return self.pipeline.predict(frames, tasks=self.tasks,
+                                         processing_resolution=max(width, height))
+
+        if key not in self.samples:
+            call()
+            self.samples[key] = []
+        elapsed, self.results[key] = self.timer(call)
+        self.samples[key].append(elapsed)
+        return elapsed
+
+    def rows(self, baselines):
+        """Return one row per size with every interleaved sample."""
+        rows = []
+        for (width, height, batch), seconds in self.samples.items():
+            rows.append(reference_row(self.tasks, width, height, batch, seconds,
+                                      self.results[(width, height, batch)], baselines))
+            print(format_row(rows[-1]), flush=True)
+        return rows
+
+
 def run_reference(args, device, tasks, frames_by_key, baselines, timer):
     """Benchmark the reference-style pipeline (fp32) on the same frames; return rows."""
     reset_peak(device)
-    pipeline = ReferenceStylePipeline(
-        args.weights, depth_model=args.depth_model if 'depth' in tasks else None,
-        normal_model=args.normal_model if 'normal' in tasks else None, device=str(device))
+    pipeline = reference_pipeline(args, device, tasks)
     rows = []
     iters = args.iters if args.reference_iters is None else args.reference_iters
     for (width, height, batch), frames in frames_by_key.items():
@@ -281,16 +342,9 @@ def run_reference(args, device, tasks, frames_by_key, baselines, timer):
         for _ in range(iters):
             elapsed, result = timer(call)
             seconds.append(elapsed)
-        outputs = {task: np.stack(values) for task, values in result.items()}
-        memory, memory_kind = peak_memory(device)
-        row = {'tasks': '+'.join(tasks), 'dtype': 'fp32', 'mode': 'reference-style',
-               'width': width, 'height': height, 'batch': batch,
-               'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
-               'max_abs_diff_vs_fp32_eager': max_abs_difference(
-                   outputs, baselines.get((tasks, width, height, batch)))}
-        row.update(summarise(seconds, batch))
-        rows.append(row)
-        print(format_row(row), flush=True)
+        rows.append(reference_row(tasks, width, height, batch, seconds, result, baselines,
+                                  peak_memory(device)))
+        print(format_row(rows[-1]), flush=True)
     pipeline = None
     reset_peak(device)
     return rows
@@ -303,11 +357,15 @@ def format_row(row):
                   ' '.join(f'{task}={value:.2e}' for task, value in difference.items()))
     speedup = row.get('speedup_vs_reference')
     speedup_min = row.get('speedup_vs_reference_min')
+    paired = row.get('paired_speedup_vs_reference')
+    memory = row.get('peak_memory_bytes')
+    memory = '-' if memory is None else f'{memory / 2**30:6.2f} GiB'
     return (f"{row['tasks']:>13} {row['dtype']:>4} {row['mode']:>15} "
             f"{row['width']}x{row['height']} b{row['batch']}: {row['median_ms']:9.1f} ms/call "
             f"{row['per_frame_ms']:9.1f} ms/frame {row['frames_per_s'] or 0:7.2f} fps "
-            f"peak {row['peak_memory_bytes'] / 2**30:6.2f} GiB | diff {difference}"
-            + (f' | x{speedup:.2f} vs reference (min x{speedup_min:.2f})' if speedup else ''))
+            f'peak {memory} | diff {difference}'
+            + (f' | x{speedup:.2f} vs reference (min x{speedup_min:.2f})' if speedup else '')
+            + (f' (paired x{paired:.2f})' if paired else ''))
 
 
 def add_speedups(rows, reference_rows):
@@ -331,7 +389,8 @@ def machine_info(device):
         'platform': platform.platform(), 'python': platform.python_version(),
         'torch': torch.__version__, 'diffusers': diffusers.__version__,
         'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-        'device': str(device)}
+        'device': str(device), 'tf32': torch.backends.cuda.matmul.allow_tf32,
+        'load_average': os.getloadavg()}
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
         info['cuda'] = torch.version.cuda
@@ -371,8 +430,9 @@ def main(argv=None):
         apply_smoke(args)
     args.modes = args.modes or ','.join(MODES)
     device = resolve_device(args.device)
-    if args.tf32:
-        enable_tf32(True)
+    # Explicit either way: PyTorch allows TF32 in cuDNN convolutions by default, which would make
+    # the fp32 baseline (and the reference-style pipeline) not fp32.
+    enable_tf32(args.tf32)
     with contextlib.ExitStack() as stack:
         args.weights = args.full_size_weights or args.model_root
         weights_kind = 'full-size random' if args.full_size_weights else 'given'
@@ -408,6 +468,10 @@ def run_all(args, device, weights_kind):
         configs = [('fp32', 'eager')] + [(dtype, mode) for dtype in dtypes for mode in modes
                                          if (dtype, mode) != ('fp32', 'eager')]
         wanted = {(dtype, mode) for dtype in dtypes for mode in modes}
+        interleaved = None
+        if args.interleave_reference and not args.no_reference:
+            interleaved = InterleavedReference(reference_pipeline(args, device, tasks), tasks,
+                                               timer)
         specs = [get_variant(args.depth_model)] if 'depth' in tasks else []
         specs += [get_variant(args.normal_model)] if 'normal' in tasks else []
         for dtype, mode in configs:
@@ -419,10 +483,13 @@ def run_all(args, device, weights_kind):
                     print(f'{task_name:>13} {dtype:>4} {mode:>15}: skipped ({reason})')
                 continue
             config_rows = run_ours(args, device, tasks, dtype, mode, channels_last,
-                                   frames_by_key, baselines, timer)
+                                   frames_by_key, baselines, timer, interleaved)
             if (dtype, mode) in wanted:
                 rows.extend(config_rows)
-        if not args.no_reference:
+        if interleaved is not None:
+            reference_rows.extend(interleaved.rows(baselines))
+            interleaved = None
+        elif not args.no_reference:
             reference_rows.extend(run_reference(args, device, tasks, frames_by_key, baselines,
                                                 timer))
     add_speedups(rows, reference_rows)
