@@ -152,6 +152,13 @@ def test_weight_choice(tmp_path, tiny_model_root):
     assert demo.choose_weights(str(real))[1] is False
 
 
+def test_every_random_model_root_is_marked(tiny_model_root):
+    """make-tiny-weights (tiny or --full-size) marks its output: the demo never calls it real."""
+    from genpercept_ros.model.tiny_weights import RANDOM_WEIGHTS_MARKER
+    assert RANDOM_WEIGHTS_MARKER == demo.RANDOM_MARKER
+    assert (tiny_model_root / RANDOM_WEIGHTS_MARKER).is_file()
+
+
 def test_percentiles():
     stats = demo.percentiles_ms([1_000_000 * v for v in range(1, 101)])
     assert stats['p50'] == pytest.approx(50.5) and stats['max'] == 100.0

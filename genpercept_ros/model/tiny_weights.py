@@ -34,6 +34,8 @@ from genpercept_ros.model.variants import VARIANTS
 BOS_TOKEN = '<|startoftext|>'
 EOS_TOKEN = '<|endoftext|>'
 FULL_VOCAB_SIZE = 49408
+# Written at the root of every random model root so no tool mistakes it for GenPercept weights.
+RANDOM_WEIGHTS_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
 
 
 def _bytes_to_unicode():
@@ -207,6 +209,10 @@ def make_tiny_weights(root, full_size=False, seed=0, variants=None):
         write_vae(sd21 / 'vae', seed, full_size)
         vocab_size = write_tokenizer(sd21 / 'tokenizer', full_size)
         write_text_encoder(sd21 / 'text_encoder', seed, full_size, vocab_size)
+    size = 'full-size (SD 2.1 architecture)' if full_size else 'tiny'
+    (root / RANDOM_WEIGHTS_MARKER).write_text(
+        f'{size} randomly initialised weights (seed {seed}) written by `genpercept '
+        'make-tiny-weights`: for tests and benchmarks only; their predictions mean nothing.\n')
     return root
 
 

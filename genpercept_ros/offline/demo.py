@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
+RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'  # = tiny_weights.RANDOM_WEIGHTS_MARKER
 REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
 DEMO_VARIANTS = ('depth-v2', 'normal-v2')
 NAMESPACE = '/demo_camera'
