@@ -33,6 +33,7 @@ loads the model, activate subscribes, deactivate stops work, cleanup frees the m
 """
 
 import os
+import signal
 import sys
 
 import rclpy
@@ -41,6 +42,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.signals import install_signal_handlers
+from rclpy.signals import SignalHandlerOptions
 
 from .node_core import NodeCore
 
@@ -127,17 +130,27 @@ def main(args=None):
     lifecycle = LIFECYCLE_FLAG in argv
     argv = [arg for arg in argv if arg != LIFECYCLE_FLAG]
     try:
-        rclpy.init(args=argv)
+        # rclpy's handlers only shut the context down, which a model still loading would not
+        # notice for many seconds; until the node is up SIGINT and SIGTERM interrupt instead.
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as error:  # noqa: B902 - rcl reports bad command lines as RCLError
         print(f'{NODE_NAME}: invalid command line: {error}', file=sys.stderr)
         return 2
     logger = rclpy.logging.get_logger(NODE_NAME)
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
+    except KeyboardInterrupt:
+        logger.info(f'{NODE_NAME} stopped during startup (signal)')
+        rclpy.try_shutdown()
+        return 0
     except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
         logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
         rclpy.try_shutdown()
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    install_signal_handlers(SignalHandlerOptions.ALL)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -156,6 +169,10 @@ def main(args=None):
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == '__main__':

@@ -51,8 +51,9 @@ from .pipeline_parameters import validate_parameters
 LOG_THROTTLE_S = 5.0
 _THROTTLE_KEYS = 256
 _NUMBERS = re.compile(r'\d+(\.\d+)?')
-# How long shutdown waits for the worker (an inference in progress cannot be interrupted).
-WORKER_JOIN_S = 1.5
+# How long shutdown waits for the worker (an inference in progress cannot be interrupted);
+# with the teardown after it the process ends within 2 s of SIGINT/SIGTERM.
+WORKER_JOIN_S = 1.0
 
 
 def is_out_of_memory(error):
@@ -95,6 +96,7 @@ class NodeCore:
         self._condition = threading.Condition()
         self._stop = threading.Event()
         self._worker = None
+        self._abandoned_worker = None
         self._active = False
         self.channels = [CameraChannel(name, self._condition)
                          for name in (self.params['cameras'] or [''])]
@@ -209,8 +211,14 @@ class NodeCore:
             self._condition.notify_all()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
-            worker.join(WORKER_JOIN_S)
+            if worker is self._abandoned_worker:
+                # Already waited for this one (shutdown then destroy_node): do not wait twice.
+                if worker.is_alive():
+                    return
+            else:
+                worker.join(WORKER_JOIN_S)
             if worker.is_alive():
+                self._abandoned_worker = worker
                 # Not the node logger: at shutdown its /rosout publisher may be gone already.
                 rclpy.logging.get_logger(self.node.get_name()).warning(
                     'inference still running at shutdown; not waiting for it')
