@@ -464,3 +464,34 @@ def test_runtime_parameters_out_of_range_are_refused(harness, rosout, make_node)
     assert serve_good(harness, namespace, image_pub, info_pub, 1.0)
     status = f'{namespace}/genpercept_node: camera'
     assert wait_for(lambda: diagnostic_values(harness, status).get('errors_total') == '0', 5.0)
+
+
+def test_out_of_memory_frees_the_cache_and_is_counted(harness, rosout, make_node):  # noqa: F811
+    """OOM in inference: logged once, cache freed (predictor.free_memory), counted, served."""
+    import torch
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    image_pub, info_pub = harness.camera(namespace)
+    predictor = node.core.pipeline.predictor
+    real_predict, real_free = predictor.predict, predictor.free_memory
+    failures = [torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+                for _ in range(REPEATS)]
+    freed = []
+
+    def predict_out_of_memory(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_predict(*args, **kwargs)
+
+    def free_memory():
+        freed.append(True)
+        real_free()
+
+    predictor.predict, predictor.free_memory = predict_out_of_memory, free_memory
+    frame = image_msg(rgb_array(), stamp_of(1.0))
+    case = ('CUDA out of memory', frame, 'out_of_memory',
+            ['ran out of memory', 'cache freed', 'processing_resolution'])
+    expect_reported(harness, rosout, node, namespace, case,
+                    lambda: (info_pub.publish(camera_info()), image_pub.publish(frame)))
+    assert len(freed) == REPEATS
+    assert serve_good(harness, namespace, image_pub, info_pub, 2.0)
