@@ -32,6 +32,8 @@ from genpercept_ros.pipeline import FramePipeline
 from genpercept_ros.pipeline import FrameSizeError
 from genpercept_ros.pipeline import PipelineSettings
 from genpercept_ros.pipeline_parameters import DEFAULTS
+from hypothesis import given
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
@@ -39,6 +41,9 @@ from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from test_messages_fuzz import compressed_images
+from test_messages_fuzz import FUZZ
+from test_messages_fuzz import images
 from test_reliability_bad_input import png_declaring
 
 
@@ -195,3 +200,27 @@ def test_unusable_depth_reference_is_reported_and_not_used(name, reference, frag
     assert (result.scale.scale, result.scale.shift) == pytest.approx((9.5, 0.5))
     messages = [message for kind, message in result.problems if kind == 'reference']
     assert len(messages) == 1 and fragment in messages[0], result.problems
+
+
+def node_decode_path(msg, resolution, max_pixels):
+    """Do what the node's worker does with a message before the predictor."""
+    settings = PipelineSettings(processing_resolution=resolution, max_input_pixels=max_pixels)
+    rgb = decode_image(msg, max_pixels=max_pixels)
+    check_frame_size(rgb.shape[1], rgb.shape[0], settings)
+    return rgb
+
+
+@FUZZ
+@given(st.one_of(images(), compressed_images()), st.sampled_from([0, 8, 64, 768, 4096]),
+       st.sampled_from([64, 100, 4096, DEFAULTS['max_input_pixels']]))
+def test_fuzz_node_decode_path(msg, resolution, max_pixels):
+    """Any Image/CompressedImage: a CodecError naming the problem, or a frame the model takes."""
+    try:
+        rgb = node_decode_path(msg, resolution, max_pixels)
+    except CodecError as error:
+        assert str(error)
+        return
+    height, width = rgb.shape[:2]
+    assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+    assert width * height <= max_pixels
+    assert model_accepts(width, height, resolution)
