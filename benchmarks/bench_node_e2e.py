@@ -76,6 +76,9 @@ def build_parser():
                         help='output topics to subscribe to and time (comma-separated)')
     parser.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
                         help='extra node parameter (repeatable), e.g. torch_compile:=true')
+    parser.add_argument('--node-env', action='append', default=[], metavar='NAME=VALUE',
+                        help='extra environment of the node process (repeatable), e.g. '
+                             'OMP_NUM_THREADS=1 on a CPU shared with other jobs')
     parser.add_argument('--startup-timeout', type=float, default=600.0)
     parser.add_argument('--json', default=None, metavar='OUT')
     return parser
@@ -230,6 +233,11 @@ def main(argv=None):
     env.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(101, 200)))
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.setdefault('HF_HUB_OFFLINE', '1')
+    for item in args.node_env:
+        name, separator, value = item.partition('=')
+        if not separator or not name:
+            raise SystemExit(f'--node-env expects NAME=VALUE, got {item!r}')
+        env[name] = value
     for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
         os.environ[key] = env[key]
     topics = [topic.strip() for topic in args.topics.split(',') if topic.strip()]
@@ -285,7 +293,8 @@ def measure(args, argv, env, topics, model_root, weights_kind):
         'platform': platform.platform(), 'cpu_count': os.cpu_count(),
         'load_average': os.getloadavg(), 'weights': model_root, 'weights_kind': weights_kind,
         'device': args.device, 'dtype': args.dtype, 'size': [args.width, args.height],
-        'rate_hz': args.rate, 'seconds': args.seconds, 'startup_s': startup_s,
+        'node_env': args.node_env, 'rate_hz': args.rate, 'seconds': args.seconds,
+        'startup_s': startup_s,
         'published': sent, 'topics': per_topic}
     print(f'published {sent} frames at {args.rate:g} Hz over {args.seconds:g} s '
           f'({args.width}x{args.height}, {args.device}, {weights_kind}); start-up '
