@@ -603,5 +603,5 @@ def test_many_frames_leave_threads_and_descriptors_flat(harness, make_node):
     processed = node.core.channels[0].stats.processed
     stream(150, 200.0)
     assert node.core.channels[0].stats.processed - processed >= 20
-    assert threading.active_count() == threads
+    assert threading.active_count() <= threads  # a previous node's worker may still end
     assert len(os.listdir('/proc/self/fd')) <= descriptors + 2
