@@ -47,7 +47,6 @@ from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.model.acceleration import apply_cuda_graphs
 from genpercept_ros.model.acceleration import cuda_graphs_unavailable_reason
 from genpercept_ros.model.acceleration import enable_tf32
-from genpercept_ros.model.acceleration import HostStaging
 from genpercept_ros.model.predictor import GenPerceptPredictor
 from genpercept_ros.model.variants import get_variant
 import numpy as np
@@ -103,8 +102,6 @@ def build_parser():
                              "'default' for torch's default)")
     parser.add_argument('--tf32', action='store_true',
                         help='allow TF32 for fp32 on CUDA (default: off, strict fp32 baseline)')
-    parser.add_argument('--host-staging', action='store_true',
-                        help='upload frames through pinned reused host buffers (HostStaging)')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the reference-style pipeline')
     parser.add_argument('--interleave-reference', action='store_true',
@@ -221,15 +218,13 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
                                  else args.compile_mode)
     elif mode == 'cudagraph':
         apply_cuda_graphs(predictor)
-    staging = HostStaging(device) if args.host_staging else None
     rows = []
     for (width, height, batch), frames in frames_by_key.items():
         reset_peak(device)
         resolution = max(width, height)
 
         def call():
-            images = staging.upload(frames) if staging is not None else frames
-            return predictor.predict(images, processing_resolution=resolution, tasks=tasks)
+            return predictor.predict(frames, processing_resolution=resolution, tasks=tasks)
 
         # The first call compiles / captures for this shape: reported, never averaged in.
         first_s, output = timer(call)
@@ -249,7 +244,7 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
         difference = max_abs_difference(outputs, baselines.get(key))
         row = {
             'tasks': '+'.join(tasks), 'dtype': dtype, 'mode': mode,
-            'channels_last': channels_last, 'host_staging': staging is not None,
+            'channels_last': channels_last,
             'width': width, 'height': height, 'batch': batch,
             'processing_size': list(output.processing_size[0]),
             'load_s': load_s, 'first_call_s': first_s,
@@ -267,7 +262,7 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
                 value <= BF16_TOLERANCE for value in difference.values())
         rows.append(row)
         print(format_row(row), flush=True)
-    predictor = staging = None
+    predictor = None
     reset_peak(device)
     return rows
 

@@ -15,16 +15,15 @@
 """
 Speed knobs applied to a loaded :class:`GenPerceptPredictor` from the outside.
 
-The predictor already takes ``channels_last`` and ``torch_compile``; this module adds what it
-lacks: CUDA-graph capture of the UNets and the VAE encoder/decoder at static shapes
-(:func:`apply_cuda_graphs`), pinned and reused host staging buffers for the uint8 input
-(:class:`HostStaging`) and TF32 matmuls for fp32 runs on CUDA (:func:`enable_tf32`). Nothing here
-changes the arithmetic of a module, so results equal the eager path up to kernel choice.
+The predictor already takes ``channels_last`` and ``torch_compile`` and stages its input through
+reused pinned buffers; this module adds what it lacks: CUDA-graph capture of the UNets and the
+VAE encoder/decoder at static shapes (:func:`apply_cuda_graphs`) and the TF32 switch for fp32 runs
+on CUDA (:func:`enable_tf32`). Nothing here changes the arithmetic of a module, so results equal
+the eager path up to kernel choice.
 """
 
 import threading
 
-import numpy as np
 import torch
 
 
@@ -172,59 +171,3 @@ def _modules_of(predictor):
     except AttributeError as error:
         raise TypeError(f'expected a GenPerceptPredictor, got {type(predictor).__name__}'
                         ) from error
-
-
-class HostStaging:
-    """
-    Move uint8 HxWx3 frames to the device through pinned host buffers reused across calls.
-
-    ``upload(images)`` returns a ``[B, H, W, 3]`` uint8 tensor on ``device`` that
-    ``GenPerceptPredictor.predict`` accepts as is. On CUDA two pinned buffers per shape
-    alternate and the copy is asynchronous; a buffer is rewritten only after its previous copy
-    has finished (an event per buffer). On CPU the frames are stacked into one reused buffer and
-    returned without a further copy, so the result is only valid until the next ``upload``.
-    """
-
-    def __init__(self, device, buffers_per_shape=2):
-        self.device = torch.device(device)
-        self.buffers_per_shape = max(1, int(buffers_per_shape))
-        self._pinned = self.device.type == 'cuda'
-        self._slots = {}
-        self._turn = {}
-
-    def _buffer(self, shape):
-        slots = self._slots.get(shape)
-        if slots is None:
-            count = self.buffers_per_shape if self._pinned else 1
-            slots = self._slots[shape] = [
-                [torch.empty(shape, dtype=torch.uint8, pin_memory=self._pinned), None]
-                for _ in range(count)]
-            self._turn[shape] = 0
-        index = self._turn[shape]
-        self._turn[shape] = (index + 1) % len(slots)
-        return slots[index]
-
-    def upload(self, images):
-        """Stack a list of equal-size HxWx3 uint8 arrays (or a BxHxWx3 array) on the device."""
-        if isinstance(images, np.ndarray) and images.ndim == 4:
-            images = list(images)
-        if not images:
-            raise ValueError('upload() needs at least one image')
-        first = np.asarray(images[0])
-        for index, image in enumerate(images):
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape != first.shape:
-                raise ValueError(
-                    f'image {index} has shape {tuple(image.shape)} and dtype {image.dtype}; '
-                    f'expected uint8 with the shape of image 0 {tuple(first.shape)}')
-        shape = (len(images),) + tuple(first.shape)
-        slot = self._buffer(shape)
-        host, event = slot
-        if event is not None:
-            event.synchronize()
-        np.stack(images, out=host.numpy())
-        if not self._pinned:
-            return host
-        device_tensor = host.to(self.device, non_blocking=True)
-        slot[1] = torch.cuda.Event()
-        slot[1].record()
-        return device_tensor
