@@ -124,8 +124,14 @@ class GenPerceptLifecycleNode(LifecycleNode):
         return super().destroy_node()
 
 
-def main(args=None):
-    """Run ``genpercept_node`` (``--lifecycle`` for the managed node); return the exit code."""
+def main(args=None, exit_process=True):
+    """
+    Run ``genpercept_node`` (``--lifecycle`` for the managed node).
+
+    Once rclpy is initialised the process ends right after the node's cleanup
+    (``os._exit``): the interpreter's teardown of torch can take seconds, and a signal must
+    end the node within 2 s. ``exit_process=False`` returns the exit code instead.
+    """
     argv = list(sys.argv if args is None else args)
     lifecycle = LIFECYCLE_FLAG in argv
     argv = [arg for arg in argv if arg != LIFECYCLE_FLAG]
@@ -143,11 +149,11 @@ def main(args=None):
     except KeyboardInterrupt:
         logger.info(f'{NODE_NAME} stopped during startup (signal)')
         rclpy.try_shutdown()
-        return 0
+        return _leave(0, exit_process)
     except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
         logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
         rclpy.try_shutdown()
-        return 1
+        return _leave(1, exit_process)
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
     install_signal_handlers(SignalHandlerOptions.ALL)
@@ -163,12 +169,17 @@ def main(args=None):
         executor.shutdown(timeout_sec=0.5)
         node.destroy_node()
         rclpy.try_shutdown()
-    if stuck:
-        # An inference cannot be interrupted; leave now rather than tear torch down under it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    # An inference still running cannot be interrupted: never tear torch down under it.
+    return _leave(0, exit_process or stuck)
+
+
+def _leave(code, exit_process):
+    """Return ``code``, or end the process now with it (after flushing the output)."""
+    if not exit_process:
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _interrupt(signum, frame):
