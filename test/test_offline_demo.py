@@ -115,7 +115,7 @@ def test_banner_says_predictions_are_not_meaningful(tmp_path, tiny_model_root, c
     assert 'PREDICTIONS ARE NOT MEANINGFUL' in capsys.readouterr().out
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['predictions_meaningful'] is False
-    assert 'reduced-size' in summary['weights']['note']
+    assert 'random weights' in summary['weights']['note']
 
 
 def test_metric_reference_mode(tmp_path, tiny_model_root):
