@@ -316,7 +316,8 @@ class NodeCore:
             try:
                 self._process(batch, stop)
             except Exception as error:  # noqa: B902 - the worker must outlive any frame
-                if stop.is_set():
+                if stop.is_set() or not self.node.context.ok():
+                    # A signal shut the context down while this frame was being published.
                     return
                 self.report_problem(batch[0][0], 'internal',
                                     f'{type(error).__name__}: {error}')
