@@ -175,8 +175,8 @@ def check_pixel_count(width, height, max_pixels):
     """Raise :class:`FrameSizeError` when ``width x height`` exceeds ``max_pixels``."""
     if width * height > max_pixels:
         raise FrameSizeError(
-            f'image is {width}x{height} = {width * height / 1e6:.1f} Mpx, more than '
-            f'max_input_pixels = {max_pixels} ({max_pixels / 1e6:.1f} Mpx); refused before '
+            f'image is {width}x{height} = {width * height / 1e6:.3g} Mpx, more than '
+            f'max_input_pixels = {max_pixels} ({max_pixels / 1e6:.3g} Mpx); refused before '
             'decoding (lower the camera resolution or raise max_input_pixels)')
 
 
