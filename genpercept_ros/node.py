@@ -143,34 +143,53 @@ def main(args=None, exit_process=True):
         print(f'{NODE_NAME}: invalid command line: {error}', file=sys.stderr)
         return 2
     logger = rclpy.logging.get_logger(NODE_NAME)
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    # rclpy's handlers, installed once the node is up, chain to these: SIGTERM then also ends
+    # the spin as a KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, _interrupt)
+    node = executor = None
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
-    except KeyboardInterrupt:
-        logger.info(f'{NODE_NAME} stopped during startup (signal)')
-        rclpy.try_shutdown()
-        return _leave(0, exit_process)
+        executor = _make_executor(node)
+        install_signal_handlers(SignalHandlerOptions.ALL)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        if node is None:
+            logger.info(f'{NODE_NAME} stopped during startup (signal)')
+            rclpy.try_shutdown()
+            return _leave(0, exit_process)
     except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
+        if node is not None:
+            raise
         logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
         rclpy.try_shutdown()
         return _leave(1, exit_process)
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-    install_signal_handlers(SignalHandlerOptions.ALL)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.core.shutdown()
-        stuck = node.core.worker_running()
-        executor.shutdown(timeout_sec=0.5)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        if node is not None:
+            node.core.shutdown()
+            stuck = node.core.worker_running()
+            if executor is not None:
+                executor.shutdown(timeout_sec=0.5)
+            node.destroy_node()
+            rclpy.try_shutdown()
     # An inference still running cannot be interrupted: never tear torch down under it.
     return _leave(0, exit_process or stuck)
+
+
+def _make_executor(node):
+    """Return a SingleThreadedExecutor spinning ``node``; a signal meanwhile is deferred."""
+    # An executor whose constructor was interrupted fails noisily when garbage collected.
+    pending = []
+    handlers = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if pending:
+        raise KeyboardInterrupt(signal.Signals(pending[0]).name)
+    return executor
 
 
 def _leave(code, exit_process):
