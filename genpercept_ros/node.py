@@ -143,14 +143,11 @@ def main(args=None, exit_process=True):
         print(f'{NODE_NAME}: invalid command line: {error}', file=sys.stderr)
         return 2
     logger = rclpy.logging.get_logger(NODE_NAME)
-    # rclpy's handlers, installed once the node is up, chain to these: SIGTERM then also ends
-    # the spin as a KeyboardInterrupt.
     signal.signal(signal.SIGTERM, _interrupt)
     node = executor = None
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
         executor = _make_executor(node)
-        install_signal_handlers(SignalHandlerOptions.ALL)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         if node is None:
@@ -158,11 +155,13 @@ def main(args=None, exit_process=True):
             rclpy.try_shutdown()
             return _leave(0, exit_process)
     except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
-        if node is not None:
+        if node is None:
+            logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
+            rclpy.try_shutdown()
+            return _leave(1, exit_process)
+        if rclpy.ok():
             raise
-        logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
-        rclpy.try_shutdown()
-        return _leave(1, exit_process)
+        # Otherwise a signal shut the context down in the middle of a callback: a clean stop.
     finally:
         if node is not None:
             node.core.shutdown()
@@ -176,17 +175,20 @@ def main(args=None, exit_process=True):
 
 
 def _make_executor(node):
-    """Return a SingleThreadedExecutor spinning ``node``; a signal meanwhile is deferred."""
-    # An executor whose constructor was interrupted fails noisily when garbage collected.
+    """
+    Return a SingleThreadedExecutor for ``node`` with rclpy's signal handlers installed.
+
+    From here on a signal only records itself in Python (an executor whose constructor was
+    interrupted fails noisily when collected, and a KeyboardInterrupt inside a pybind11 call
+    surfaces as a RuntimeError); rclpy's handlers, installed last and chaining to that,
+    shut the context down, which ends the spin. A signal before that raises KeyboardInterrupt.
+    """
     pending = []
-    handlers = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: pending.append(received))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    install_signal_handlers(SignalHandlerOptions.ALL)
     if pending:
         raise KeyboardInterrupt(signal.Signals(pending[0]).name)
     return executor
