@@ -143,7 +143,14 @@ def main(args=None, exit_process=True):
         print(f'{NODE_NAME}: invalid command line: {error}', file=sys.stderr)
         return 2
     logger = rclpy.logging.get_logger(NODE_NAME)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signals = []
+
+    def interrupt(signum, frame):
+        signals.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
     node = executor = None
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
@@ -155,6 +162,11 @@ def main(args=None, exit_process=True):
             rclpy.try_shutdown()
             return _leave(0, exit_process)
     except Exception as error:  # noqa: B902 - any startup failure ends the process cleanly
+        if node is None and signals:
+            # The KeyboardInterrupt surfaced as another error inside a native call.
+            logger.info(f'{NODE_NAME} stopped during startup (signal)')
+            rclpy.try_shutdown()
+            return _leave(0, exit_process)
         if node is None:
             logger.fatal(f'{NODE_NAME} could not start: {type(error).__name__}: {error}')
             rclpy.try_shutdown()
@@ -201,10 +213,6 @@ def _leave(code, exit_process):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == '__main__':
