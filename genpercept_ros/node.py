@@ -45,6 +45,7 @@ from rclpy.node import Node
 from rclpy.signals import install_signal_handlers
 from rclpy.signals import SignalHandlerOptions
 
+from .messages import tune_allocator
 from .node_core import NodeCore
 
 NODE_NAME = 'genpercept_node'
@@ -133,6 +134,8 @@ def main(args=None, exit_process=True):
     end the node within 2 s. ``exit_process=False`` returns the exit code instead.
     """
     argv = list(sys.argv if args is None else args)
+    # Multi-MB output buffers are reused instead of page-faulted in every frame (BENCHMARKS.md).
+    tune_allocator()
     lifecycle = LIFECYCLE_FLAG in argv
     argv = [arg for arg in argv if arg != LIFECYCLE_FLAG]
     try:

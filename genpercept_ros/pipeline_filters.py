@@ -21,6 +21,7 @@ from .geometry.filters import apply_range_limits
 from .geometry.filters import mask_far_saturation
 from .geometry.filters import remove_flying_pixels
 from .geometry.filters import voxel_downsample
+from .geometry.filters import voxel_downsample_rgb
 from .geometry.normals import angular_agreement
 from .geometry.normals import normals_from_depth
 
@@ -55,5 +56,11 @@ def normals_agreement(depth_m, intrinsics, normals):
 
 
 def voxel_points(xyz, rgb, voxel_size):
-    """Return ``(points (M, 3), None)``: voxel means of the finite points (no colour)."""
-    return voxel_downsample(xyz, voxel_size), None
+    """
+    Return ``(points (M, 3), colours (M, 3) uint8 or None)``: voxel means of the finite points.
+
+    Colours are the voxel means of ``rgb`` (one colour per point of ``xyz``) when given.
+    """
+    if rgb is None:
+        return voxel_downsample(xyz, voxel_size), None
+    return voxel_downsample_rgb(xyz, rgb, voxel_size)

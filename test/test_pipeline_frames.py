@@ -154,6 +154,14 @@ def test_fixed_mode_cloud_is_the_scene():
     np.testing.assert_allclose(x, (u - k.cx) * truth.depth / k.fx, rtol=1e-4, atol=1e-6)
     voxel = result.outputs['points_voxel']
     assert voxel.height == 1 and 0 < voxel.width < WIDTH * HEIGHT
+    # With cloud_color on (default) the voxel cloud carries the mean colour of its points.
+    assert [field.name for field in voxel.fields] == ['x', 'y', 'z', 'rgb']
+    voxel_raw = np.frombuffer(bytes(voxel.data), dtype=np.uint8).reshape(-1, voxel.point_step)
+    rgb_at = voxel.fields[3].offset
+    packed = voxel_raw[:, rgb_at:rgb_at + 4].copy().view('<u4')[:, 0]
+    voxel_rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1)
+    low, high = truth.rgb.reshape(-1, 3).min(axis=0), truth.rgb.reshape(-1, 3).max(axis=0)
+    assert ((voxel_rgb >= low) & (voxel_rgb <= high)).all() and voxel_rgb.std() > 0
     assert result.outputs['scale'].data[:2].tolist() == [TRUE_SCALE, TRUE_SHIFT]
 
 
