@@ -42,13 +42,14 @@ try:
 except ImportError:  # run as a script from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from builtin_interfaces.msg import Time
-from genpercept_ros.geometry.synthetic import box_room
 import numpy as np
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from ros_camera import box_room_frames
+from ros_camera import spin_while_ok
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
@@ -97,30 +98,6 @@ def stamp_now():
     return Time(sec=seconds, nanosec=nanoseconds), seconds + nanoseconds * 1e-9
 
 
-def camera_info(width, height, intrinsics):
-    """Return a calibrated CameraInfo for the synthetic camera."""
-    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob', d=[0.0] * 5)
-    fx, fy, cx, cy = intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy
-    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.header.frame_id = 'camera_optical'
-    return info
-
-
-def camera_frames(width, height, count=30):
-    """Return ``count`` different rgb8 Images of the box room and its CameraInfo."""
-    scene = box_room(width, height)
-    frames = []
-    for index in range(count):
-        rgb = np.ascontiguousarray(np.roll(scene.rgb, (index * 5) % width, axis=1))
-        msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
-                    step=width * 3)
-        msg.data = rgb.tobytes()
-        msg.header.frame_id = 'camera_optical'
-        frames.append(msg)
-    return frames, camera_info(width, height, scene.intrinsics)
-
-
 class Probe:
     """The camera and the output subscribers, spun on a background thread."""
 
@@ -139,7 +116,8 @@ class Probe:
                                           self._callback(topic), 10)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread = threading.Thread(target=spin_while_ok, args=(self.executor, context),
+                                       daemon=True)
         self.thread.start()
 
     def _callback(self, topic):
@@ -149,15 +127,6 @@ class Probe:
             with self.lock:
                 self.arrivals[topic].append((stamp, received))
         return record
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: B902 - shutdown races end the loop
-                if not self.context.ok():
-                    return
-                raise
 
     def publish(self, image, info):
         """Stamp ``image`` and ``info`` with the current time and publish; return the stamp."""
@@ -254,7 +223,7 @@ def main(argv=None):
 def measure(args, argv, env, topics, model_root, weights_kind):
     """Start the node, drive the camera, collect and report the figures."""
     namespace = f'/gp_bench_{os.getpid()}'
-    frames, info = camera_frames(args.width, args.height)
+    frames, info = box_room_frames(args.width, args.height, count=30, shift_px=5)
     context = Context()
     rclpy.init(context=context)
     node_process = start_node(args, namespace, model_root, env)

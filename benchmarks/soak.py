@@ -53,7 +53,6 @@ except ImportError:  # run as a script from a checkout without installing the pa
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from genpercept_ros.geometry.synthetic import box_room
 import numpy as np
 import rclpy
 from rclpy.context import Context
@@ -62,6 +61,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import qos_profile_sensor_data
+from ros_camera import box_room_frames
+from ros_camera import spin_while_ok
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
@@ -139,7 +140,8 @@ class Probe:
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread = threading.Thread(target=spin_while_ok, args=(self.executor, context),
+                                       daemon=True)
         self.thread.start()
 
     def _callback(self, topic):
@@ -158,15 +160,6 @@ class Probe:
             if status.name.endswith(': camera'):
                 with self.condition:
                     self.diagnostics = {item.key: item.value for item in status.values}
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: B902 - shutdown races end the loop
-                if not self.context.ok():
-                    return
-                raise
 
     def publish(self, image, info, stamp):
         """Publish ``image`` and ``info`` with ``stamp``."""
@@ -195,24 +188,6 @@ class Probe:
                         self.condition.acquire()
                     next_resend = now + 0.5
                 self.condition.wait(min(0.1, deadline - now))
-
-
-def camera(width, height):
-    """Return 16 different rgb8 Images of the synthetic box room and its CameraInfo."""
-    scene = box_room(width, height)
-    frames = []
-    for index in range(16):
-        rgb = np.ascontiguousarray(np.roll(scene.rgb, index, axis=1))
-        msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
-        msg.data = rgb.tobytes()
-        msg.header.frame_id = 'camera_optical'
-        frames.append(msg)
-    k = scene.intrinsics
-    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob', d=[0.0] * 5)
-    info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
-    info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    info.header.frame_id = 'camera_optical'
-    return frames, info
 
 
 def start_node(model_root, processing_resolution, log_file):
@@ -344,7 +319,7 @@ def run_soak(args, model_root):
         'python': platform.python_version(), 'frames': args.frames,
         'size': f'{args.width}x{args.height}',
         'processing_resolution': args.processing_resolution, 'topics': list(TOPICS)}
-    frames, info = camera(args.width, args.height)
+    frames, info = box_room_frames(args.width, args.height, count=16, shift_px=1)
     log = tempfile.NamedTemporaryFile('w+', prefix='genpercept_soak_', suffix='.log',
                                       delete=False)
     process = start_node(model_root, args.processing_resolution, log)
