@@ -24,14 +24,14 @@ import math
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
-from sensor_msgs.msg import CompressedImage
-from sensor_msgs.msg import Image
 
 from test_node_ros import camera_info
+from test_node_ros import compressed_image
 from test_node_ros import harness  # noqa: F401 - the module-scoped fixture
 from test_node_ros import image_msg
 from test_node_ros import make_node  # noqa: F401 - the node factory fixture
 from test_node_ros import publish_until
+from test_node_ros import raw_image
 from test_node_ros import rgb_array
 from test_node_ros import stamp_of
 from test_node_ros import wait_for
@@ -39,39 +39,24 @@ from test_node_ros import wait_for
 pytestmark = pytest.mark.ros
 
 
-def raw(width, height, encoding, step, data, bigendian=0):
-    """Return an Image with exactly the given (possibly inconsistent) fields."""
-    msg = Image(width=width, height=height, encoding=encoding, step=step, is_bigendian=bigendian)
-    msg.data = bytes(data)
-    msg.header.frame_id = 'camera_optical'
-    return msg
-
-
-def compressed(fmt, data):
-    """Return a CompressedImage with the given format string and payload."""
-    msg = CompressedImage(format=fmt)
-    msg.data = bytes(data)
-    msg.header.frame_id = 'camera_optical'
-    return msg
-
-
 # (name, image message, camera_info or None = the good one, problem kind expected or None
 #  when the input is unusual but valid and must simply be served).
 IMAGE_CASES = [
-    ('unknown encoding', raw(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), None, 'decode'),
-    ('empty encoding', raw(64, 48, '', 192, b'\0' * 192 * 48), None, 'decode'),
-    ('step smaller than a row', raw(64, 48, 'rgb8', 100, b'\0' * 192 * 48), None, 'decode'),
-    ('data shorter than height x step', raw(64, 48, 'rgb8', 192, b'\0' * 1000), None,
+    ('unknown encoding', raw_image(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), None, 'decode'),
+    ('empty encoding', raw_image(64, 48, '', 192, b'\0' * 192 * 48), None, 'decode'),
+    ('step smaller than a row', raw_image(64, 48, 'rgb8', 100, b'\0' * 192 * 48), None, 'decode'),
+    ('data shorter than height x step', raw_image(64, 48, 'rgb8', 192, b'\0' * 1000), None,
      'decode'),
-    ('no data', raw(64, 48, 'rgb8', 192, b''), None, 'decode'),
-    ('zero-sized', raw(0, 0, 'rgb8', 0, b''), None, 'decode'),
-    ('zero width', raw(0, 48, 'rgb8', 0, b''), None, 'decode'),
-    ('16-bit with odd step', raw(64, 48, 'mono16', 127, b'\0' * 127 * 48), None, 'decode'),
-    ('float encoding as colour', raw(64, 48, '32FC1', 256, b'\0' * 256 * 48), None, 'decode'),
-    ('1-pixel image', raw(1, 1, 'rgb8', 3, b'\x10\x20\x30'), None, None),
-    ('extreme aspect 2048x2', raw(2048, 2, 'rgb8', 6144, b'\x80' * 6144 * 2), None, None),
-    ('big-endian mono16', raw(64, 48, 'mono16', 128, b'\x01\x02' * 64 * 48, 1), None, None),
-    ('padded rows', raw(64, 48, 'rgb8', 200, b'\x40' * 200 * 48), None, None),
+    ('no data', raw_image(64, 48, 'rgb8', 192, b''), None, 'decode'),
+    ('zero-sized', raw_image(0, 0, 'rgb8', 0, b''), None, 'decode'),
+    ('zero width', raw_image(0, 48, 'rgb8', 0, b''), None, 'decode'),
+    ('16-bit with odd step', raw_image(64, 48, 'mono16', 127, b'\0' * 127 * 48), None, 'decode'),
+    ('float encoding as colour', raw_image(64, 48, '32FC1', 256, b'\0' * 256 * 48), None,
+     'decode'),
+    ('1-pixel image', raw_image(1, 1, 'rgb8', 3, b'\x10\x20\x30'), None, None),
+    ('extreme aspect 2048x2', raw_image(2048, 2, 'rgb8', 6144, b'\x80' * 6144 * 2), None, None),
+    ('big-endian mono16', raw_image(64, 48, 'mono16', 128, b'\x01\x02' * 64 * 48, 1), None, None),
+    ('padded rows', raw_image(64, 48, 'rgb8', 200, b'\x40' * 200 * 48), None, None),
     ('camera_info all zero', image_msg(rgb_array(), stamp_of(1.0)),
      CameraInfo(width=64, height=48), 'camera_info'),
     ('camera_info NaN K', image_msg(rgb_array(), stamp_of(1.0)),
@@ -88,14 +73,14 @@ IMAGE_CASES = [
 ]
 
 COMPRESSED_CASES = [
-    ('corrupt jpeg', compressed('jpeg', b'\xff\xd8\xff\xe0garbage' * 10), 'decode'),
-    ('truncated png', compressed('png', b'\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0'), 'decode'),
-    ('empty payload', compressed('jpeg', b''), 'decode'),
-    ('unknown format string', compressed('tiff', b'II*\0' + b'\0' * 64), 'decode'),
-    ('random bytes', compressed('rgb8; jpeg compressed bgr8',
-                                np.random.default_rng(0).bytes(500)), 'decode'),
-    ('compressedDepth on a colour topic', compressed('32FC1; compressedDepth png',
-                                                     b'\0' * 12 + b'\x89PNG'), 'decode'),
+    ('corrupt jpeg', compressed_image('jpeg', b'\xff\xd8\xff\xe0garbage' * 10), 'decode'),
+    ('truncated png', compressed_image('png', b'\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0'), 'decode'),
+    ('empty payload', compressed_image('jpeg', b''), 'decode'),
+    ('unknown format string', compressed_image('tiff', b'II*\0' + b'\0' * 64), 'decode'),
+    ('random bytes', compressed_image('rgb8; jpeg compressed bgr8',
+                                      np.random.default_rng(0).bytes(500)), 'decode'),
+    ('compressedDepth on a colour topic', compressed_image('32FC1; compressedDepth png',
+                                                           b'\0' * 12 + b'\x89PNG'), 'decode'),
 ]
 
 

@@ -91,6 +91,22 @@ def image_msg(rgb, stamp, frame_id='camera_optical', encoding='rgb8'):
     return msg
 
 
+def raw_image(width, height, encoding, step, data, bigendian=0):
+    """Return an Image with exactly the given (possibly inconsistent) fields."""
+    msg = Image(width=width, height=height, encoding=encoding, step=step, is_bigendian=bigendian)
+    msg.data = bytes(data)
+    msg.header.frame_id = 'camera_optical'
+    return msg
+
+
+def compressed_image(fmt, data):
+    """Return a CompressedImage with the given format string and payload."""
+    msg = CompressedImage(format=fmt)
+    msg.data = bytes(data)
+    msg.header.frame_id = 'camera_optical'
+    return msg
+
+
 def image_array(msg):
     """Decode a 32FC1/32FC3/rgb8 Image honouring ``step`` (independent of the codecs)."""
     channels = {'32FC1': 1, '32FC3': 3, 'rgb8': 3}[msg.encoding]

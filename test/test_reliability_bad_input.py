@@ -34,16 +34,17 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo
-from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import RegionOfInterest
 
 from test_node_ros import camera_info
+from test_node_ros import compressed_image
 from test_node_ros import diagnostic_values
 from test_node_ros import harness  # noqa: F401 - the module-scoped fixture
 from test_node_ros import HEIGHT
 from test_node_ros import image_msg
 from test_node_ros import make_node  # noqa: F401 - the node factory fixture
+from test_node_ros import raw_image
 from test_node_ros import rgb_array
 from test_node_ros import stamp_of
 from test_node_ros import wait_for
@@ -52,22 +53,6 @@ from test_node_ros import WIDTH
 pytestmark = pytest.mark.ros
 
 REPEATS = 3
-
-
-def raw(width, height, encoding, step, data):
-    """Return an Image with exactly the given (possibly inconsistent) fields."""
-    msg = Image(width=width, height=height, encoding=encoding, step=step)
-    msg.data = bytes(data)
-    msg.header.frame_id = 'camera_optical'
-    return msg
-
-
-def compressed(fmt, data):
-    """Return a CompressedImage with the given format string and payload."""
-    msg = CompressedImage(format=fmt)
-    msg.data = bytes(data)
-    msg.header.frame_id = 'camera_optical'
-    return msg
 
 
 def png_bytes(rgb):
@@ -107,47 +92,48 @@ def corrupted_png():
 # data, 4000x2 vs. 2x4000), so each case here is a distinct problem; the variants are
 # covered in test_reliability_pipeline.py.
 RAW_CASES = [
-    ('unknown encoding', raw(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), 'decode',
+    ('unknown encoding', raw_image(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), 'decode',
      ["'yuv_unknown'"]),
-    ('empty encoding', raw(64, 48, '', 192, b'\0' * 192 * 48), 'decode',
+    ('empty encoding', raw_image(64, 48, '', 192, b'\0' * 192 * 48), 'decode',
      ["encoding ''"]),
-    ('float encoding as colour', raw(64, 48, '32FC1', 256, b'\0' * 256 * 48), 'decode',
+    ('float encoding as colour', raw_image(64, 48, '32FC1', 256, b'\0' * 256 * 48), 'decode',
      ["'32FC1'"]),
-    ('step smaller than a row', raw(64, 48, 'rgb8', 100, b'\0' * 192 * 48), 'decode',
+    ('step smaller than a row', raw_image(64, 48, 'rgb8', 100, b'\0' * 192 * 48), 'decode',
      ['step 100', 'smaller than one row']),
-    ('data shorter than height x step', raw(64, 48, 'rgb8', 192, b'\0' * 1000), 'decode',
+    ('data shorter than height x step', raw_image(64, 48, 'rgb8', 192, b'\0' * 1000), 'decode',
      ['1000 bytes', 'height 48 x step 192']),
-    ('zero-sized 0x0', raw(0, 0, 'rgb8', 0, b''), 'decode', ['zero-sized', '0x0']),
-    ('yuv422 odd width', raw(63, 48, 'yuv422', 126, b'\x80' * 126 * 48), 'decode',
+    ('zero-sized 0x0', raw_image(0, 0, 'rgb8', 0, b''), 'decode', ['zero-sized', '0x0']),
+    ('yuv422 odd width', raw_image(63, 48, 'yuv422', 126, b'\x80' * 126 * 48), 'decode',
      ['even width']),
-    ('30000x20000 declared, 100 bytes', raw(30000, 20000, 'rgb8', 90000, b'\0' * 100),
+    ('30000x20000 declared, 100 bytes', raw_image(30000, 20000, 'rgb8', 90000, b'\0' * 100),
      'input_size', ['30000x20000', 'max_input_pixels']),
-    ('extreme aspect 4000x2', raw(4000, 2, 'rgb8', 12000, b'\x80' * 24000), 'input_size',
+    ('extreme aspect 4000x2', raw_image(4000, 2, 'rgb8', 12000, b'\x80' * 24000), 'input_size',
      ['4000x2', 'aspect ratio 2000:1', 'processing_resolution 64', '64x0']),
 ]
 
 COMPRESSED_CASES = [
-    ('corrupt jpeg', compressed('jpeg', b'\xff\xd8\xff\xe0garbage' * 10 + b'\xff\xd9'),
+    ('corrupt jpeg', compressed_image('jpeg', b'\xff\xd8\xff\xe0garbage' * 10 + b'\xff\xd9'),
      'decode', ['corrupt jpeg']),
-    ('truncated jpeg', compressed('jpeg', jpeg_bytes(rgb_array())[:300]), 'decode',
+    ('truncated jpeg', compressed_image('jpeg', jpeg_bytes(rgb_array())[:300]), 'decode',
      ['truncated jpeg']),
-    ('truncated png', compressed('png', png_bytes(rgb_array())[:200]), 'decode',
+    ('truncated png', compressed_image('png', png_bytes(rgb_array())[:200]), 'decode',
      ['truncated png']),
-    ('png with corrupt pixel data', compressed('png', corrupted_png()), 'decode',
+    ('png with corrupt pixel data', compressed_image('png', corrupted_png()), 'decode',
      ['corrupt png']),
-    ('png header declares 30000x20000', compressed('png', png_declaring(30000, 20000)),
+    ('png header declares 30000x20000', compressed_image('png', png_declaring(30000, 20000)),
      'decode', ['30000x20000', 'limit']),
-    ('empty payload', compressed('jpeg', b''), 'decode', ['has no data']),
-    ('format compressedDepth', compressed('16UC1; compressedDepth png', png_bytes(rgb_array())),
+    ('empty payload', compressed_image('jpeg', b''), 'decode', ['has no data']),
+    ('format compressedDepth',
+     compressed_image('16UC1; compressedDepth png', png_bytes(rgb_array())),
      'decode', ['compressedDepth']),
-    ('format rvl', compressed('16UC1; compressedDepth rvl', b'\0' * 64), 'decode',
+    ('format rvl', compressed_image('16UC1; compressedDepth rvl', b'\0' * 64), 'decode',
      ['compressedDepth']),
-    ('format rvl alone', compressed('rvl', b'\0' * 64), 'decode', ["format 'rvl'"]),
-    ('format garbage', compressed('garbage', png_bytes(rgb_array())), 'decode',
+    ('format rvl alone', compressed_image('rvl', b'\0' * 64), 'decode', ["format 'rvl'"]),
+    ('format garbage', compressed_image('garbage', png_bytes(rgb_array())), 'decode',
      ["format 'garbage'"]),
-    ('format tiff', compressed('tiff', b'II*\0' + b'\0' * 64), 'decode', ["format 'tiff'"]),
+    ('format tiff', compressed_image('tiff', b'II*\0' + b'\0' * 64), 'decode', ["format 'tiff'"]),
     ('format says jpeg, data is png',
-     compressed('bgr8; jpeg compressed bgr8', png_bytes(rgb_array())), 'decode',
+     compressed_image('bgr8; jpeg compressed bgr8', png_bytes(rgb_array())), 'decode',
      ['says jpeg', 'signature']),
 ]
 
@@ -237,7 +223,7 @@ def serve_good(harness, namespace, image_pub, info_pub, seconds,  # noqa: F811
     key = f'{namespace}/depth/image'
     rgb = rgb_array()
     if compressed_input:
-        good = compressed('rgb8; png compressed bgr8', png_bytes(rgb))
+        good = compressed_image('rgb8; png compressed bgr8', png_bytes(rgb))
         good.header.stamp = stamp_of(seconds)
     else:
         good = image_msg(rgb, stamp_of(seconds))
