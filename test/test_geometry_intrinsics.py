@@ -85,3 +85,15 @@ def test_bad_decimation_factor(factor):
 def test_bad_scaled_size(size):
     with pytest.raises(ValueError, match='cannot scale'):
         BASE.scaled(*size)
+
+
+def test_rays_point_through_each_pixel():
+    """A point at depth z on the ray of (u, v) projects back onto (u, v)."""
+    intrinsics = Intrinsics(fx=100.0, fy=120.0, cx=30.5, cy=20.25, width=64, height=48)
+    rays = intrinsics.rays()
+    assert rays.shape == (48, 64, 3) and rays.dtype == np.float32
+    point = 2.5 * rays[7, 11].astype(np.float64)
+    u = intrinsics.fx * point[0] / point[2] + intrinsics.cx
+    v = intrinsics.fy * point[1] / point[2] + intrinsics.cy
+    np.testing.assert_allclose((u, v), (11.0, 7.0), atol=1e-4)
+    np.testing.assert_array_equal(rays[..., 2], 1.0)

@@ -49,6 +49,22 @@ class Intrinsics:
                          [0.0, self.fy, self.cy],
                          [0.0, 0.0, 1.0]], dtype=np.float64)
 
+    def rays(self):
+        """
+        Return the ray of every pixel, ``(height, width, 3)`` float32 with z = 1.
+
+        Pixel ``(u, v)`` gets ``((u - cx) / fx, (v - cy) / fy, 1)``: the point at depth ``z``
+        (metres along the optical axis) is ``z * ray``. Distorted camera models provide the
+        same method with their undistorted rays, so callers need not know the model.
+        """
+        u = (np.arange(int(self.width), dtype=np.float64) - self.cx) / self.fx
+        v = (np.arange(int(self.height), dtype=np.float64) - self.cy) / self.fy
+        rays = np.empty((int(self.height), int(self.width), 3), dtype=np.float32)
+        rays[..., 0] = u[None, :]
+        rays[..., 1] = v[:, None]
+        rays[..., 2] = 1.0
+        return rays
+
     def scaled(self, width, height):
         """
         Return the intrinsics of this image resized to ``width`` x ``height``.
