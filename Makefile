@@ -8,32 +8,37 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.genpercept-installed
 PYTEST_ARGS ?=
+# The exact versions `make test` installs (requirements*.txt hold the ranges).
+CONSTRAINTS ?= constraints.txt
+REQUIREMENTS := requirements.txt requirements-ros.txt requirements-test.txt
+# `make test-oldest`: the oldest versions requirements.txt allows (numpy 1.26, torch 2.5, ...),
+# in a venv of its own; the tests that need rclpy (marker `ros`) and the linters are deselected.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.genpercept-installed
 
-.PHONY: all venv system-deps test lint demo bench clean colcon-build
+.PHONY: all venv test test-oldest lint demo bench clean colcon-build
 
 all: test
 
-# open3d-cpu links libusb-1.0; Debian's minimal images do not ship it.
-system-deps:
-	@if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then :; \
-	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		echo '[genpercept] installing libusb-1.0-0 (needed by open3d)'; \
-		(apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null)); \
-	else \
-		echo '[genpercept] libusb-1.0-0 is missing and this is not root: run'; \
-		echo '    sudo apt-get install libusb-1.0-0'; \
-		echo '  open3d (PLY export, voxel clouds) will be unavailable until then.'; \
-	fi
-
-$(STAMP): requirements.txt setup.py package.xml
+$(STAMP): $(REQUIREMENTS) $(CONSTRAINTS) setup.py package.xml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade 'pip>=23' >/dev/null
-	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q $(addprefix -r ,$(REQUIREMENTS)) -c $(CONSTRAINTS)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-venv: system-deps $(STAMP)
+venv: $(STAMP)
+
+$(OLDEST_STAMP): $(REQUIREMENTS) constraints-oldest.txt setup.py package.xml
+	@test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install -q --upgrade 'pip>=23' >/dev/null
+	$(OLDEST_PY) -m pip install -q $(addprefix -r ,$(REQUIREMENTS)) -c constraints-oldest.txt
+	$(OLDEST_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST_PY) -m pytest -q -m 'not ros and not linter and not network' $(PYTEST_ARGS)
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
