@@ -126,23 +126,26 @@ def _clustered_cloud():
 def test_numpy_voxel_downsample_averages_each_voxel():
     points, expected = _clustered_cloud()
     organized = np.concatenate([points, np.full((10, 3), np.nan)]).reshape(21, 10, 3)
-    out = voxel_downsample(organized, 1.0, use_open3d=False)
+    out = voxel_downsample(organized, 1.0)
     assert out.dtype == np.float32 and out.shape == (4, 3)
     np.testing.assert_allclose(_sorted_rows(out), _sorted_rows(expected), atol=1e-6)
 
 
-def test_open3d_and_numpy_voxel_paths_agree():
-    if not filters.open3d_available():
-        pytest.skip('open3d does not import here')
-    points, expected = _clustered_cloud()
-    out = voxel_downsample(points, 1.0, use_open3d=True)
-    np.testing.assert_allclose(_sorted_rows(out), _sorted_rows(expected), atol=1e-6)
+def test_voxel_downsample_matches_a_per_point_reference_grid():
+    # Reference: Open3D's documented grid (origin = min bound - half a voxel, cell = floor of the
+    # offset over the size), one dict entry per cell, built point by point in plain Python.
     rng = np.random.default_rng(1)
-    cloud = rng.uniform(-2.0, 2.0, (5000, 3))
-    with_o3d = voxel_downsample(cloud, 0.3, use_open3d=True)
-    with_numpy = voxel_downsample(cloud, 0.3, use_open3d=False)
-    assert with_o3d.shape == with_numpy.shape
-    np.testing.assert_allclose(_sorted_rows(with_o3d), _sorted_rows(with_numpy), atol=1e-5)
+    cloud = rng.uniform(-2.0, 2.0, (2000, 3))
+    size = 0.3
+    origin = cloud.min(axis=0) - 0.5 * size
+    cells = {}
+    for point in cloud:
+        key = tuple(int(v) for v in np.floor((point - origin) / size))
+        cells.setdefault(key, []).append(point)
+    expected = np.array([np.mean(members, axis=0) for members in cells.values()])
+    out = voxel_downsample(cloud, size)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(_sorted_rows(out), _sorted_rows(expected), atol=1e-5)
 
 
 def test_voxel_downsample_edge_cases():
@@ -159,19 +162,17 @@ def test_voxel_downsample_rgb_averages_colours_with_the_points():
     rgb[:, 0] = np.repeat([10, 20, 30, 40], 50)
     rgb[::2, 1] = 100  # half of each cluster: mean 50
     rgb[:, 2] = 255
-    paths = [False] + ([True] if filters.open3d_available() else [])
-    for use_open3d in paths:
-        out, colours = filters.voxel_downsample_rgb(points, rgb, 1.0, use_open3d=use_open3d)
-        assert colours.dtype == np.uint8 and colours.shape == (4, 3)
-        order = np.argsort(colours[:, 0])
-        np.testing.assert_allclose(out[order], expected, atol=1e-6)
-        np.testing.assert_array_equal(colours[order], [[10, 50, 255], [20, 50, 255],
-                                                       [30, 50, 255], [40, 50, 255]])
+    out, colours = filters.voxel_downsample_rgb(points, rgb, 1.0)
+    assert colours.dtype == np.uint8 and colours.shape == (4, 3)
+    order = np.argsort(colours[:, 0])
+    np.testing.assert_allclose(out[order], expected, atol=1e-6)
+    np.testing.assert_array_equal(colours[order], [[10, 50, 255], [20, 50, 255],
+                                                   [30, 50, 255], [40, 50, 255]])
     with pytest.raises(ValueError, match='`rgb`'):
         filters.voxel_downsample_rgb(points, rgb[:10], 1.0)
 
 
 def test_voxel_grid_too_large_for_one_integer_key_still_works():
     points = np.array([[0.0, 0.0, 0.0], [1e6, 1e6, 1e6], [1e6, 1e6, 1e6], [5.0, 1e6, 0.0]])
-    out = voxel_downsample(points, 1e-4, use_open3d=False)
+    out = voxel_downsample(points, 1e-4)
     np.testing.assert_allclose(_sorted_rows(out), _sorted_rows(points[[0, 1, 3]]))

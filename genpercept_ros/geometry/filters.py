@@ -24,10 +24,8 @@ import math
 from genpercept_ros.geometry.backproject import decimate
 import numpy as np
 
-__all__ = ['apply_range_limits', 'decimate', 'mask_far_saturation', 'open3d_available',
-           'remove_flying_pixels', 'voxel_downsample', 'voxel_downsample_rgb']
-
-_OPEN3D = []
+__all__ = ['apply_range_limits', 'decimate', 'mask_far_saturation', 'remove_flying_pixels',
+           'voxel_downsample', 'voxel_downsample_rgb']
 
 
 def apply_range_limits(depth, min_m=None, max_m=None):
@@ -95,36 +93,32 @@ def mask_far_saturation(relative, kind, margin=0.0):
     return np.where(saturated, np.float32(np.nan), relative)
 
 
-def open3d_available():
-    """Return True when open3d imports (it needs libusb-1.0 on minimal systems)."""
-    return _open3d() is not None
-
-
-def voxel_downsample(xyz, voxel_size, use_open3d=False):
+def voxel_downsample(xyz, voxel_size):
     """
     Average points per cubic voxel of edge ``voxel_size`` metres; returns (M, 3) float32.
 
     ``xyz`` is (N, 3) or an organized (H, W, 3) cloud; points with any non-finite coordinate are
     dropped. The grid is anchored like Open3D's ``voxel_down_sample`` (at the minimum bound
-    minus half a voxel) and both paths give the same voxels; point order is unspecified.
-    ``use_open3d``: False (default) runs the numpy path, True requires open3d, None uses open3d
-    when it imports. numpy is the default because Open3D's ``voxel_down_sample`` measured
-    about 4x slower (150 vs 40 ms for 300k points, 2-core CPU).
+    minus half a voxel), so both give the same voxels; point order is unspecified. Raises
+    ValueError for a non-positive ``voxel_size`` or a wrongly shaped ``xyz``.
+
+    numpy rather than Open3D: Open3D's ``voxel_down_sample`` measured about 4x slower (150 vs
+    40 ms for 300k points, 2-core CPU), and Open3D is not a dependency (see offline/ply.py).
     """
-    return _voxel_downsample(xyz, None, voxel_size, use_open3d)[0]
+    return _voxel_downsample(xyz, None, voxel_size)[0]
 
 
-def voxel_downsample_rgb(xyz, rgb, voxel_size, use_open3d=False):
+def voxel_downsample_rgb(xyz, rgb, voxel_size):
     """
     Like :func:`voxel_downsample`, also averaging colours; returns ``(points, rgb)``.
 
     ``rgb`` is uint8 with one (r, g, b) per point of ``xyz`` ((N, 3) or (H, W, 3)); the result
     is (M, 3) float32 points and (M, 3) uint8 mean colours (rounded), in the same order.
     """
-    return _voxel_downsample(xyz, rgb, voxel_size, use_open3d)
+    return _voxel_downsample(xyz, rgb, voxel_size)
 
 
-def _voxel_downsample(xyz, rgb, voxel_size, use_open3d):
+def _voxel_downsample(xyz, rgb, voxel_size):
     size = _non_negative('voxel_size', voxel_size)
     if size == 0:
         raise ValueError('`voxel_size` must be positive, got 0.')
@@ -145,19 +139,6 @@ def _voxel_downsample(xyz, rgb, voxel_size, use_open3d):
     empty_rgb = None if rgb is None else np.zeros((0, 3), dtype=np.uint8)
     if points.shape[0] == 0:
         return np.zeros((0, 3), dtype=np.float32), empty_rgb
-    o3d = _open3d() if use_open3d is not False else None
-    if use_open3d and o3d is None:
-        raise RuntimeError('open3d was requested for voxel_downsample but does not import; '
-                           'install open3d (and libusb-1.0-0) or pass use_open3d=False.')
-    if o3d is not None:
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-        if colours is not None:
-            cloud.colors = o3d.utility.Vector3dVector(colours / 255.0)
-        down = cloud.voxel_down_sample(size)
-        out_points = np.asarray(down.points, dtype=np.float32)
-        if colours is None:
-            return out_points, None
-        return out_points, _to_uint8(np.asarray(down.colors) * 255.0)
     values = points if colours is None else np.concatenate([points, colours], axis=1)
     means = _voxel_mean(points, values, size)
     if colours is None:
@@ -186,16 +167,6 @@ def _voxel_mean(points, values, size):
 
 def _to_uint8(values):
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def _open3d():
-    if not _OPEN3D:
-        try:
-            import open3d
-        except (ImportError, OSError):
-            open3d = None
-        _OPEN3D.append(open3d)
-    return _OPEN3D[0]
 
 
 def _non_negative(name, value):

@@ -13,11 +13,18 @@
 # limitations under the License.
 
 """
-PLY export of a point cloud with colours and normals.
+PLY export of a point cloud with colours and normals: one writer, numpy only.
 
-open3d writes the file when it imports; without it (open3d needs ``libusb-1.0`` on Debian) an
-equivalent binary little-endian PLY is written with numpy, so export never depends on a system
-library.
+The file is binary little-endian PLY 1.0 (the format of Turk's PLY, as read by plyfile, Open3D,
+MeshLab, CloudCompare and PCL) with one ``vertex`` element: ``float x y z`` (metres, in the
+cloud's frame), optional ``float nx ny nz`` (unit normals) and ``uchar red green blue``. Every
+property is float32 or uint8 whatever the installed libraries.
+
+Hand-written because a PLY vertex list is a numpy structured array behind an ASCII header (about
+twenty lines), while the libraries that write PLY are heavy for it: Open3D (100-400 MB wheels, no
+``open3d-cpu`` build for aarch64, needs libusb-1.0 on minimal Debian, widens every field to float64)
+or plyfile (a runtime dependency for the same twenty lines). The tests read the files back with
+plyfile, an independent reader.
 """
 
 from pathlib import Path
@@ -47,7 +54,7 @@ def finite_points(xyz, rgb=None, normals=None):
     return points, colours, unit
 
 
-def _write_with_numpy(path, points, colours, normals):
+def _write_vertices(path, points, colours, normals):
     fields = [('x', '<f4'), ('y', '<f4'), ('z', '<f4')]
     header = ['ply', 'format binary_little_endian 1.0', f'element vertex {len(points)}',
               'property float x', 'property float y', 'property float z']
@@ -69,32 +76,15 @@ def _write_with_numpy(path, points, colours, normals):
         stream.write(records.tobytes())
 
 
-def _open3d():
-    try:
-        import open3d
-    except (ImportError, OSError):
-        return None
-    return open3d
-
-
-def write_ply(path, xyz, rgb=None, normals=None, use_open3d=True):
+def write_ply(path, xyz, rgb=None, normals=None):
     """
     Write the finite points of ``xyz`` (with optional uint8 colours and normals) as binary PLY.
 
+    ``xyz`` is (..., 3) (an organized (H, W, 3) cloud is flattened row-major); ``rgb`` (..., 3)
+    uint8 and ``normals`` (..., 3) share its leading shape (see :func:`finite_points`). Points
+    with a non-finite coordinate are left out. Raises OSError when ``path`` cannot be written.
     Returns the number of points written.
     """
-    path = Path(path)
     points, colours, unit = finite_points(xyz, rgb, normals)
-    o3d = _open3d() if use_open3d else None
-    if o3d is None:
-        _write_with_numpy(path, points, colours, unit)
-        return len(points)
-    cloud = o3d.geometry.PointCloud()
-    cloud.points = o3d.utility.Vector3dVector(points.astype(np.float64))
-    if colours is not None:
-        cloud.colors = o3d.utility.Vector3dVector(colours.astype(np.float64) / 255.0)
-    if unit is not None:
-        cloud.normals = o3d.utility.Vector3dVector(unit.astype(np.float64))
-    if not o3d.io.write_point_cloud(str(path), cloud, write_ascii=False):
-        raise OSError(f'open3d could not write {path}')
+    _write_vertices(Path(path), points, colours, unit)
     return len(points)
