@@ -58,7 +58,7 @@ def _platforms(glibc_minor, arch):
 
 @pytest.fixture(scope='module')
 def resolutions(tmp_path_factory):
-    """Start every target's resolution at once; return ``{target: (returncode, output, report)}``."""
+    """Start every target's resolution at once; return ``{target: (returncode, output, pins)}``."""
     work = tmp_path_factory.mktemp('resolve')
     running = {}
     for python, glibc, arch in TARGETS:

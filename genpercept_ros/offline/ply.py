@@ -21,10 +21,10 @@ cloud's frame), optional ``float nx ny nz`` (unit normals) and ``uchar red green
 property is float32 or uint8 whatever the installed libraries.
 
 Hand-written because a PLY vertex list is a numpy structured array behind an ASCII header (about
-twenty lines), while the libraries that write PLY are heavy for it: Open3D (100-400 MB wheels, no
-``open3d-cpu`` build for aarch64, needs libusb-1.0 on minimal Debian, widens every field to float64)
-or plyfile (a runtime dependency for the same twenty lines). The tests read the files back with
-plyfile, an independent reader.
+twenty lines), while the libraries that write PLY are heavy for it: Open3D (100-400 MB wheels,
+no ``open3d-cpu`` build for aarch64, needs libusb-1.0 on minimal Debian, widened every field to
+float64 here) or plyfile (GPL-3.0, a runtime dependency for the same twenty lines). The tests
+read the files back with plyfile, an independent reader.
 """
 
 from pathlib import Path
