@@ -17,9 +17,10 @@
 import argparse
 import json
 
-from genpercept_ros.model.variants import get_variant
-from genpercept_ros.model.variants import REPO_FOLDERS
-from genpercept_ros.offline import demo
+from genpercept_ros.model.registry import get_model_spec
+from genpercept_ros.model.registry import REPO_FOLDERS
+from genpercept_ros.offline.demo import command as demo
+from genpercept_ros.offline.demo import results
 import numpy as np
 from plyfile import PlyData
 import pytest
@@ -134,8 +135,8 @@ def test_metric_reference_mode(tmp_path, tiny_model_root):
 
 
 def _fake_root(root, channels):
-    for name in demo.DEMO_VARIANTS:
-        spec = get_variant(name)
+    for name in demo.DEMO_MODELS:
+        spec = get_model_spec(name)
         folder = root / REPO_FOLDERS[spec.unet_repo] / spec.unet_subfolder
         folder.mkdir(parents=True)
         (folder / 'config.json').write_text(json.dumps({'block_out_channels': channels}))
@@ -161,10 +162,10 @@ def test_every_random_model_root_is_marked(tiny_model_root):
 
 
 def test_percentiles():
-    stats = demo.percentiles_ms([1_000_000 * v for v in range(1, 101)])
+    stats = results.percentiles_ms([1_000_000 * v for v in range(1, 101)])
     assert stats['p50'] == pytest.approx(50.5) and stats['max'] == 100.0
     assert stats['count'] == 100
-    assert demo.percentiles_ms([]) is None
+    assert results.percentiles_ms([]) is None
 
 
 def test_bad_options(tmp_path, capsys):

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import math
 import re
 
-from .model.variants import DEPTH_VARIANTS
-from .model.variants import NORMAL_VARIANTS
+from ..model.registry import DEPTH_MODELS
+from ..model.registry import NORMAL_MODELS
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ PARAMETERS = (
                   "'' uses the Hugging Face cache.", read_only=True),
     ParameterSpec('depth_model', 'depth-v2',
                   "Depth variant; '' disables depth (and metric depth, clouds).",
-                  choices=DEPTH_VARIANTS + ('',), read_only=True),
+                  choices=DEPTH_MODELS + ('',), read_only=True),
     ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
-                  choices=NORMAL_VARIANTS + ('',), read_only=True),
+                  choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
                   read_only=True),
@@ -239,17 +239,3 @@ def validate_parameters(values):
     if len(set(cameras)) != len(cameras):
         raise ValueError(f'`cameras` lists a namespace twice: {cameras}.')
     return checked
-
-
-def resolve_device(requested, cuda_available):
-    """Return the torch device for ``requested`` ('auto' -> 'cuda' when available, else 'cpu')."""
-    if requested == 'auto':
-        return 'cuda' if cuda_available else 'cpu'
-    return requested
-
-
-def resolve_dtype(requested, device):
-    """Return the dtype name for ``requested`` ('auto' -> 'bf16' on cuda, 'fp32' elsewhere)."""
-    if requested == 'auto':
-        return 'bf16' if str(device).startswith('cuda') else 'fp32'
-    return requested
