@@ -66,7 +66,9 @@ def backproject_planes(depth_m, intrinsics):
         z = np.where((depth > 0.0) & (depth < np.inf), depth, np.float32(np.nan))
     if pinhole is None:
         rays = intrinsics.rays()
-        return np.multiply(z, rays[..., 0]), np.multiply(z, rays[..., 1]), z
+        # rays[..., 2] is 1 (exact) or NaN where the pixel has no ray.
+        return (np.multiply(z, rays[..., 0]), np.multiply(z, rays[..., 1]),
+                np.multiply(z, rays[..., 2]))
     intrinsics = pinhole
     x_offsets = np.arange(width, dtype=np.float32) - np.float32(intrinsics.cx)
     y_offsets = np.arange(height, dtype=np.float32) - np.float32(intrinsics.cy)

@@ -209,7 +209,7 @@ class CameraModel:
         ``z * rays[v, u]``. Pinhole images give ``Intrinsics.rays()``; distorted raw images
         give their undistorted normalised coordinates (OpenCV, iterated to convergence);
         pixels whose ray cannot be found (round trip above :data:`ROUND_TRIP_TOLERANCE_PX`)
-        are NaN. Computed once per model and cached (the same array is returned again).
+        are NaN in all three components. Computed once per model and cached (the same array is returned again).
         Raises DistortionModelError for an unsupported distortion model, ValueError for
         invalid intrinsics.
         """
@@ -301,7 +301,7 @@ def _ray_table(model):
         normalised = _undistort(model, np.stack([u.ravel(), v.ravel()], axis=1))
         rays = np.empty((model.height, model.width, 3), dtype=np.float32)
         rays[..., :2] = normalised.reshape(model.height, model.width, 2)
-        rays[..., 2] = 1.0
+        rays[..., 2] = np.where(np.isnan(rays[..., 0]), np.float32(np.nan), np.float32(1.0))
     rays.setflags(write=False)
     return rays
 

@@ -41,12 +41,11 @@ def reference_from_points(xyz_optical, intrinsics):
     points = points.reshape(-1, 3)
     width, height = _size(intrinsics)
     depth = np.full(height * width, np.nan, dtype=np.float32)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        x, y, z = points[:, 0], points[:, 1], points[:, 2]
-        keep = np.isfinite(points).all(axis=1) & (z > 0)
-        x, y, z = x[keep], y[keep], z[keep]
-        u = np.floor(intrinsics.fx * x / z + intrinsics.cx + 0.5)
-        v = np.floor(intrinsics.fy * y / z + intrinsics.cy + 0.5)
+    pixels = intrinsics.project(points)
+    keep = np.isfinite(pixels).all(axis=1)
+    z = points[keep, 2]
+    u = np.floor(pixels[keep, 0] + 0.5)
+    v = np.floor(pixels[keep, 1] + 0.5)
     inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
     flat = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
     z = z[inside]

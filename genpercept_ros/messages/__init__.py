@@ -36,9 +36,10 @@ from .pointcloud import depth_to_pointcloud
 from .pointcloud import pointcloud_to_xyz
 
 __all__ = [
-    'CodecError', 'ResolvedCameraInfo', 'ResolvedCameraModel', 'array_to_image',
-    'build_pointcloud', 'camera_info_to_intrinsics', 'camera_model_to_camera_info', 'cloud_fields', 'compressed_to_rgb', 'depth_image_to_meters',
-    'depth_to_pointcloud', 'encoding_layout', 'image_to_array', 'image_to_rgb',
-    'intrinsics_to_camera_info', 'parse_input_rectified', 'pointcloud_to_xyz',
-    'resolve_camera_info', 'resolve_camera_model', 'tune_allocator',
+    'array_to_image', 'build_pointcloud', 'camera_info_to_intrinsics',
+    'camera_model_to_camera_info', 'cloud_fields', 'CodecError', 'compressed_to_rgb',
+    'depth_image_to_meters', 'depth_to_pointcloud', 'encoding_layout', 'image_to_array',
+    'image_to_rgb', 'intrinsics_to_camera_info', 'parse_input_rectified', 'pointcloud_to_xyz',
+    'resolve_camera_info', 'resolve_camera_model', 'ResolvedCameraInfo', 'ResolvedCameraModel',
+    'tune_allocator',
 ]
