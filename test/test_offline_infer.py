@@ -17,6 +17,8 @@
 import argparse
 
 import cv2
+from genpercept_ros.messages import array_to_image
+from genpercept_ros.messages import image_to_rgb
 from genpercept_ros.offline import infer
 import numpy as np
 from PIL import Image
@@ -49,7 +51,7 @@ def inputs(tmp_path_factory):
     Image.fromarray(gray).save(folder / 'gray.png')
     rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
     Image.fromarray(rgba, 'RGBA').save(folder / 'alpha.png')
-    deep = rng.integers(0, 600, (h, w), dtype=np.uint16)
+    deep = rng.integers(0, 65536, (h, w), dtype=np.uint16)
     assert cv2.imwrite(str(folder / 'deep.png'), deep)
     writer = cv2.VideoWriter(str(folder / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 5.0,
                              (w, h))
@@ -61,8 +63,10 @@ def inputs(tmp_path_factory):
         'colour': rgb,
         'gray': np.repeat(gray[..., None], 3, axis=2),
         'alpha': rgba[..., :3],  # alpha dropped, not composited
-        'deep': np.repeat(np.minimum(deep, 255).astype(np.uint8)[..., None], 3, axis=2),
+        # 16-bit grey: the same input as the same pixels in a mono16 message (v >> 8).
+        'deep': image_to_rgb(array_to_image(deep, 'mono16')),
     }
+    np.testing.assert_array_equal(expected_rgb['deep'][..., 1], deep >> 8)
     return folder, expected_rgb
 
 
