@@ -60,7 +60,7 @@ def camera_info(model, k, d, p=ISSUE_P, width=160, height=120):
 
 
 def distort(model, d, x, y):
-    """Distorted normalised coordinates by the documented formulas (plumb_bob, rational, fisheye)."""
+    """Distort normalised coordinates by the documented formulas (plumb_bob, rational, fisheye)."""
     d = list(d) + [0.0] * 8
     if model == 'equidistant':
         r = np.hypot(x, y)

@@ -209,7 +209,8 @@ class CameraModel:
         ``z * rays[v, u]``. Pinhole images give ``Intrinsics.rays()``; distorted raw images
         give their undistorted normalised coordinates (OpenCV, iterated to convergence);
         pixels whose ray cannot be found (round trip above :data:`ROUND_TRIP_TOLERANCE_PX`)
-        are NaN in all three components. Computed once per model and cached (the same array is returned again).
+        are NaN in all three components. Computed once per model and cached (the same array
+        is returned again).
         Raises DistortionModelError for an unsupported distortion model, ValueError for
         invalid intrinsics.
         """

@@ -18,8 +18,8 @@ Bring a metric reference (points or a depth image) onto the prediction's pixel g
 Both references must already be expressed in the camera's optical frame (x right, y down,
 z forward); only the camera models may differ. A camera is an ``Intrinsics`` (pinhole) or a
 ``CameraModel`` (raw images with lens distortion: points are projected through the
-distortion, so a reference point lands on the raw pixel that sees it). Pixels follow the centre convention: pixel
-``(v, u)`` covers ``[u - 0.5, u + 0.5) x [v - 0.5, v + 0.5)``.
+distortion, so a reference point lands on the raw pixel that sees it). Pixels follow the
+centre convention: pixel ``(v, u)`` covers ``[u - 0.5, u + 0.5) x [v - 0.5, v + 0.5)``.
 """
 
 import numpy as np
