@@ -14,7 +14,6 @@
 
 """Message codecs: sensor_msgs messages to and from numpy arrays (no rclpy)."""
 
-from ._bytes import tune_allocator
 from .camera_info import camera_info_to_intrinsics
 from .camera_info import camera_model_to_camera_info
 from .camera_info import intrinsics_to_camera_info
@@ -41,5 +40,4 @@ __all__ = [
     'depth_image_to_meters', 'depth_to_pointcloud', 'encoding_layout', 'image_to_array',
     'image_to_rgb', 'intrinsics_to_camera_info', 'parse_input_rectified', 'pointcloud_to_xyz',
     'resolve_camera_info', 'resolve_camera_model', 'ResolvedCameraInfo', 'ResolvedCameraModel',
-    'tune_allocator',
 ]
