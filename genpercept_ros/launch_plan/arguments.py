@@ -96,6 +96,9 @@ _MODEL_ARGUMENTS = (
            choices=PARAMETER_SPECS['input_transport'].choices),
     _param('frame_id', 'frame_id stamped on the outputs (the camera optical frame); unset '
            'keeps the input image frame_id.', kind='frame'),
+    _param('input_rectified', "Is image_topic rectified? 'auto': when camera_info D is all 0; "
+           "'true': image_rect (use P); 'false': image_raw (use K and D).",
+           choices=PARAMETER_SPECS['input_rectified'].choices),
     _param('scale_mode', "Metric depth: 'range' maps onto [near_m, far_m], 'fixed' uses "
            "depth_scale/depth_shift, 'reference' fits to a metric reference topic.",
            choices=PARAMETER_SPECS['scale_mode'].choices),

@@ -37,7 +37,7 @@ from ..geometry.scale_tracking import ReferenceBuffer
 from ..geometry.scale_tracking import ScaleSmoother
 from ..geometry.scale_tracking import ScaleTracker
 from ..geometry.scale_tracking import SOURCE_FALLBACK
-from ..messages.camera_info import camera_info_to_intrinsics
+from ..messages.camera_info import resolve_camera_model
 from ..messages.errors import CodecError
 from ..messages.image import depth_image_to_meters
 from ..messages.pointcloud import pointcloud_to_xyz
@@ -186,10 +186,12 @@ class CameraScaleState:
             depth = depth_image_to_meters(msg)
             height, width = depth.shape
             if reference_info is None:
-                reference_intrinsics = intrinsics.scaled(width, height)
+                reference_camera = intrinsics.scaled(width, height)
             else:
-                reference_intrinsics = camera_info_to_intrinsics(reference_info, width, height)
-            return reference_from_depth_image(depth, reference_intrinsics, intrinsics)
+                # The reference's own camera, raw or rectified by its D (``auto``), as
+                # image_geometry would read it.
+                reference_camera = resolve_camera_model(reference_info, width, height).model
+            return reference_from_depth_image(depth, reference_camera, intrinsics)
         except (CodecError, ValueError) as error:
             problems.append(('reference', f'unusable metric reference: {error}'))
             return None
