@@ -33,9 +33,9 @@ from sensor_msgs.msg import PointField
 from test_geometry_camera_model import ISSUE_D
 from test_geometry_camera_model import ISSUE_K
 from test_geometry_camera_model import ISSUE_P
+from test_geometry_camera_model import plane_depth
 from test_geometry_camera_model import PLANE_NORMAL
 from test_geometry_camera_model import PLANE_OFFSET
-from test_geometry_camera_model import plane_depth
 from test_geometry_camera_model import true_rays
 from test_pipeline_frames import floats
 from test_pipeline_frames import header

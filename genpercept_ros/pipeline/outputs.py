@@ -39,9 +39,9 @@ from .topics import SCALE_LAYOUT_LABEL
 from .topics import SCALE_TOPIC
 from ..geometry.backproject import backproject
 from ..geometry.backproject import decimate
+from ..geometry.camera_model import DistortionModelError
 from ..geometry.colorize import colorize_depth
 from ..geometry.colorize import normals_to_rgb
-from ..geometry.camera_model import DistortionModelError
 from ..messages.camera_info import camera_model_to_camera_info
 from ..messages.camera_info import resolve_camera_model
 from ..messages.errors import CodecError

@@ -121,7 +121,8 @@ class CameraScaleState:
         Return ``(depth_m, ScaleReport)`` for one relative map.
 
         ``header`` is the input image header (its stamp pairs the reference, its frame_id must
-        match the reference's); ``intrinsics`` those of ``relative``'s pixel grid or None.
+        match the reference's); ``intrinsics`` the camera (``Intrinsics`` or
+        ``CameraModel``) of ``relative``'s pixel grid, or None.
         Reference problems are appended to ``problems`` as ``(kind, message)``.
         """
         mode = settings.scale_mode
