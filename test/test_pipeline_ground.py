@@ -29,8 +29,8 @@ from genpercept_ros.geometry.intrinsics import Intrinsics
 from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.geometry.synthetic import FLOOR
 from genpercept_ros.messages.pointcloud import build_pointcloud
-from genpercept_ros.model.postprocess import PredictionOutput
-from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.predictor import PredictionOutput
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.pipeline import Frame
 from genpercept_ros.pipeline import FramePipeline
 from genpercept_ros.pipeline import PipelineSettings
@@ -68,9 +68,9 @@ class OraclePredictor:
     def __init__(self, scene, kind='relative_depth', seed=0):
         self.scene = scene
         self.kind = kind
-        self.depth_variant = VARIANTS['depth-v2' if kind == 'relative_depth' else 'disparity-v2']
-        self.normal_variant = VARIANTS['normal-v2']
-        assert self.depth_variant.output_kind == kind
+        self.depth_spec = MODELS['depth-v2' if kind == 'relative_depth' else 'disparity-v2']
+        self.normal_spec = MODELS['normal-v2']
+        assert self.depth_spec.output_kind == kind
         self.rng = np.random.default_rng(seed)
         self.gain = 1.0
         self.maps = []
