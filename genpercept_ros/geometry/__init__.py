@@ -43,6 +43,4 @@ from .scale_reference import reference_from_points  # noqa: F401
 from .scale_tracking import ReferenceBuffer  # noqa: F401
 from .scale_tracking import MetricDepthTracker  # noqa: F401
 from .scale_tracking import ScaleDecision  # noqa: F401
-from .scale_tracking import ScaleSmoother  # noqa: F401
-from .scale_tracking import ScaleTracker  # noqa: F401
 from .scale_tracking import UpTracker  # noqa: F401
