@@ -27,6 +27,7 @@ from genpercept_ros.geometry.intrinsics import Intrinsics
 from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.geometry.synthetic import FLOOR
 from genpercept_ros.messages.pointcloud import build_pointcloud
+from genpercept_ros.node.ground_tf import tf2_available
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
@@ -177,25 +178,58 @@ def _transform_optical_from_base():
 
 
 def test_tf_and_parameters_give_the_same_depth(harness, make_node, scene):
+    """The TF source (a buffer with tf2_ros's lookup_transform) matches pitch/roll parameters."""
     depths = {}
-    for source in ('tf', 'parameters'):
+    buffer = FakeTfBuffer(_transform_optical_from_base())
+    for source in ('auto', 'parameters'):
         extra = {'camera_pitch_deg': PITCH, 'camera_roll_deg': ROLL} \
             if source == 'parameters' else {}
         node, namespace, _ = oracle_node(make_node, scene, scale_mode='ground',
                                          camera_height_m=CAMERA_HEIGHT,
                                          ground_orientation=source, **extra)
-        buffer = FakeTfBuffer(_transform_optical_from_base())
-        if source == 'tf':
+        if source == 'auto':
             node.core.use_tf_buffer(buffer)
         subscribe(harness, namespace, ['depth/image'])
         out = frame_outputs(harness, namespace, ['depth/image'], scene, 500.0)
         depths[source] = image_array(out['depth/image'])
         assert_metric(depths[source], scene.depth)
-        if source == 'tf':
-            assert buffer.calls and buffer.calls[0] == ('camera_optical', 'base_footprint')
-    np.testing.assert_allclose(depths['tf'], depths['parameters'], rtol=1e-4)
+        report = node.core.pipeline.scale_status()
+        assert report.up_source == ('tf' if source == 'auto' else 'parameters')
+    assert buffer.calls[0] == ('camera_optical', 'base_footprint')
+    np.testing.assert_allclose(depths['auto'], depths['parameters'], rtol=1e-4)
+
+
+@pytest.mark.skipif(tf2_available(), reason='tf2_ros is importable here')
+def test_tf_orientation_without_tf2_ros_refuses_to_start(harness, make_node):
+    with pytest.raises(ValueError, match='tf2_ros'):
+        make_node(scale_mode='ground', camera_height_m=1.0, ground_orientation='tf')
 
 
 def test_ground_mode_without_a_normal_model_refuses_to_start(harness, make_node):
     with pytest.raises(Exception, match='normal_model'):
         make_node(scale_mode='ground', camera_height_m=1.0, normal_model='')
+
+
+def test_tf_lookup_uses_the_image_stamp_then_the_latest_transform():
+    from genpercept_ros.geometry.ground import up_from_pitch_roll
+    from genpercept_ros.node.ground_tf import tf_up_lookup
+    transform = _transform_optical_from_base()
+
+    class StampedBuffer:
+        """Only the latest transform (time 0) exists, as for a static mount published late."""
+
+        def __init__(self):
+            self.times = []
+
+        def lookup_transform(self, target_frame, source_frame, time, timeout=None):
+            self.times.append(time.nanoseconds)
+            if time.nanoseconds != 0:
+                raise LookupError('Lookup would require extrapolation into the past')
+            return transform
+
+    buffer = StampedBuffer()
+    rotation = tf_up_lookup(buffer)('camera_optical', 'base_footprint', stamp_of(12.5))
+    np.testing.assert_allclose(rotation[:, 2], up_from_pitch_roll(PITCH, ROLL), atol=1e-9)
+    assert buffer.times == [12_500_000_000, 0]
+    with pytest.raises(LookupError, match='does not exist'):
+        tf_up_lookup(FakeTfBuffer(transform))('camera_optical', 'odom', stamp_of(1.0))
