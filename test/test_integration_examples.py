@@ -17,6 +17,7 @@
 from pathlib import Path
 import re
 import shlex
+import shutil
 
 import pytest
 import yaml
@@ -100,13 +101,29 @@ def test_nav2_ranges_match_the_preset_max_range():
 
 
 def test_readme_genpercept_command_uses_real_launch_arguments_and_ground_mode():
-    from genpercept_ros.launch_plan import launch_arguments
+    from genpercept_ros.launch_plan.arguments import SINGLE_CAMERA_ARGUMENTS
     arguments = _genpercept_command()
-    known = {argument.name: argument for argument in launch_arguments()}
+    known = {argument.name: argument for argument in SINGLE_CAMERA_ARGUMENTS}
     assert set(arguments) <= set(known), set(arguments) - set(known)
     assert arguments['scale_mode'] == 'ground'
     assert float(arguments['camera_height_m']) > 0
     assert known['camera_height_m'].parameter == 'camera_height_m'
+
+
+def test_readme_genpercept_command_plans_a_valid_ground_node(tmp_path):
+    """The command passes the launch validation and gives the node a ground configuration."""
+    from genpercept_ros.launch_plan.plan import plan_single_camera
+    from genpercept_ros.pipeline import PARAMETER_SPECS
+    from genpercept_ros.pipeline import PipelineSettings
+    share = tmp_path / 'share'
+    shutil.copytree(ROOT / 'config', share / 'config')
+    shutil.copytree(ROOT / 'rviz', share / 'rviz')
+    plan = plan_single_camera(_genpercept_command(), str(share))
+    [node] = plan.nodes
+    settings = PipelineSettings.from_parameters(
+        {name: value for name, value in node.parameters.items() if name in PARAMETER_SPECS})
+    assert settings.scale_mode == 'ground' and settings.camera_height_m > 0
+    assert settings.max_range_m == _preset_max_range('indoor')
 
 
 def test_readme_rtabmap_example_reads_the_node_outputs():
