@@ -48,7 +48,7 @@ def camera_orientation(pitch_deg, roll_deg):
 
 
 def room(pitch_deg=0.0, roll_deg=0.0, height=1.2, table=True, size=(128, 96)):
-    """A room with a box on the floor and a table top (a horizontal slab) above it."""
+    """Render a room with a box on the floor and a table top (a horizontal slab) above it."""
     boxes = [((-1.6, height - 0.5, 2.4), (-0.8, height, 3.2))]
     if table:
         boxes.append(((0.2, height - 0.78, 2.2), (1.4, height - 0.72, 3.0)))

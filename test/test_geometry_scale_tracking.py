@@ -17,8 +17,8 @@
 import math
 
 from genpercept_ros.geometry.scale import fit_scale_shift
-from genpercept_ros.geometry.scale_tracking import ReferenceBuffer
 from genpercept_ros.geometry.scale_tracking import MetricDepthTracker
+from genpercept_ros.geometry.scale_tracking import ReferenceBuffer
 from genpercept_ros.geometry.scale_tracking import UpTracker
 from genpercept_ros.geometry.synthetic import plane_scene
 import numpy as np
@@ -119,7 +119,7 @@ def test_time_going_backwards_resets_with_a_clear_status(plane_depth):
 
 
 def _affine_frames(depth, space, count=8, seed=3):
-    """The same view through a different affine map per frame (up to 2x between frames)."""
+    """Yield the same view through a different affine map per frame (up to 2x change)."""
     rng = np.random.default_rng(seed)
     target = depth if space == 'depth' else 1.0 / depth
     for _ in range(count):

@@ -22,12 +22,12 @@ normals, so the published metric depth must equal the rendered truth in every fr
 
 import math
 
-from geometry_msgs.msg import TransformStamped
 from genpercept_ros.geometry.intrinsics import Intrinsics
 from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.geometry.synthetic import FLOOR
 from genpercept_ros.messages.pointcloud import build_pointcloud
 from genpercept_ros.node.ground_tf import tf2_available
+from geometry_msgs.msg import TransformStamped
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
@@ -62,21 +62,22 @@ def scene():
                     orientation=camera_orientation(PITCH, ROLL))
 
 
-def oracle_node(make_node, scene, **parameters):
+def oracle_node(make_node, scene, **parameters):  # noqa: F811  # noqa: F811
     node, namespace = make_node(fit_min_points=20, **parameters)
     oracle = OraclePredictor(scene)
     node.core.pipeline.predictor.predict = oracle.predict
     return node, namespace, oracle
 
 
-def subscribe(harness, namespace, topics):
+def subscribe(harness, namespace, topics):  # noqa: F811  # noqa: F811
     for topic in topics:
         key = f'{namespace}/{topic}'
         harness.received[key] = []
         harness.client.create_subscription(TYPES[topic], key, harness.received[key].append, 10)
 
 
-def frame_outputs(harness, namespace, topics, scene, seconds, before_image=None):
+def frame_outputs(harness, namespace, topics, scene, seconds,  # noqa: F811
+                  before_image=None):  # noqa: F811
     """Publish one frame until every topic delivered a message with its stamp; return them."""
     image_pub, info_pub = harness.camera(namespace)
     stamp = stamp_of(seconds)
@@ -101,7 +102,8 @@ def assert_metric(depth, truth):
     assert np.isfinite(error).all() and error.max() < 0.01, float(np.nanmax(error))
 
 
-def test_ground_mode_metric_every_frame_floor_mask_and_obstacles(harness, make_node, scene):
+def test_ground_mode_metric_every_frame_mask_and_obstacles(harness, make_node,  # noqa: F811
+                                                           scene):
     node, namespace, oracle = oracle_node(
         make_node, scene, scale_mode='ground', camera_height_m=CAMERA_HEIGHT,
         ground_orientation='parameters', camera_pitch_deg=PITCH, camera_roll_deg=ROLL)
@@ -125,7 +127,8 @@ def test_ground_mode_metric_every_frame_floor_mask_and_obstacles(harness, make_n
     assert max(max(ratios), 1 / min(ratios)) > 1.7
 
 
-def test_reference_mode_with_sparse_points_metric_every_frame(harness, make_node, scene):
+def test_reference_mode_sparse_points_metric_every_frame(harness, make_node,  # noqa: F811
+                                                         scene):
     node, namespace, _ = oracle_node(make_node, scene, scale_mode='reference',
                                      reference_type='points')
     subscribe(harness, namespace, ['depth/image'])
@@ -177,7 +180,7 @@ def _transform_optical_from_base():
     return msg
 
 
-def test_tf_and_parameters_give_the_same_depth(harness, make_node, scene):
+def test_tf_and_parameters_give_the_same_depth(harness, make_node, scene):  # noqa: F811
     """The TF source (a buffer with tf2_ros's lookup_transform) matches pitch/roll parameters."""
     depths = {}
     buffer = FakeTfBuffer(_transform_optical_from_base())
@@ -200,12 +203,12 @@ def test_tf_and_parameters_give_the_same_depth(harness, make_node, scene):
 
 
 @pytest.mark.skipif(tf2_available(), reason='tf2_ros is importable here')
-def test_tf_orientation_without_tf2_ros_refuses_to_start(harness, make_node):
+def test_tf_orientation_without_tf2_ros_refuses_to_start(harness, make_node):  # noqa: F811
     with pytest.raises(ValueError, match='tf2_ros'):
         make_node(scale_mode='ground', camera_height_m=1.0, ground_orientation='tf')
 
 
-def test_ground_mode_without_a_normal_model_refuses_to_start(harness, make_node):
+def test_ground_mode_without_a_normal_model_refuses_to_start(harness, make_node):  # noqa: F811
     with pytest.raises(Exception, match='normal_model'):
         make_node(scale_mode='ground', camera_height_m=1.0, normal_model='')
 

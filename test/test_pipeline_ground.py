@@ -168,8 +168,8 @@ def test_floor_outputs_mask_obstacles_and_confidence():
     points, names = cloud_xyz(outputs['points'])
     obstacles, obstacle_names = cloud_xyz(outputs['points_obstacles'])
     assert obstacle_names == names
-    assert (outputs['points_obstacles'].height, outputs['points_obstacles'].width) == (HEIGHT,
-                                                                                     WIDTH)
+    cloud = outputs['points_obstacles']
+    assert (cloud.height, cloud.width) == (HEIGHT, WIDTH)
     kept = np.isfinite(obstacles).all(axis=-1)
     assert not kept[scene.labels == FLOOR].any()  # no floor point
     np.testing.assert_allclose(obstacles[kept], points[kept], rtol=1e-6)
@@ -291,8 +291,8 @@ def test_reference_mode_with_a_sparse_reference_is_metric_in_every_frame(kind):
         stamp = 20.0 + 0.1 * index
         if index % 3 != 2:  # every third frame has no reference: held, re-fitted
             pick = valid[rng.choice(len(valid), size=150, replace=False)]
-            xyz = scene.depth[pick[:, 0], pick[:, 1], None] * INTRINSICS.rays()[pick[:, 0],
-                                                                              pick[:, 1]]
+            rays = INTRINSICS.rays()[pick[:, 0], pick[:, 1]]
+            xyz = scene.depth[pick[:, 0], pick[:, 1], None] * rays
             pipeline.add_reference(build_pointcloud(header(stamp), xyz[None].astype(
                 np.float32)))
         result = run(pipeline, scene, stamp, {'depth/image', 'scale'})

@@ -40,7 +40,7 @@ from .scale import ScaleShiftFit  # noqa: F401
 from .scale import space_for_kind  # noqa: F401
 from .scale_reference import reference_from_depth_image  # noqa: F401
 from .scale_reference import reference_from_points  # noqa: F401
-from .scale_tracking import ReferenceBuffer  # noqa: F401
 from .scale_tracking import MetricDepthTracker  # noqa: F401
+from .scale_tracking import ReferenceBuffer  # noqa: F401
 from .scale_tracking import ScaleDecision  # noqa: F401
 from .scale_tracking import UpTracker  # noqa: F401

@@ -36,8 +36,8 @@ Hand-written: the checks are a few numpy expressions on the node's own arrays.
 
 import numpy as np
 
-from genpercept_ros.geometry.filters import mask_far_saturation
-from genpercept_ros.geometry.normals import normals_from_depth
+from .filters import mask_far_saturation
+from .normals import normals_from_depth
 
 FAR_SATURATION_MARGIN = 1e-3
 

@@ -37,9 +37,9 @@ import math
 
 import numpy as np
 
-from genpercept_ros.geometry.scale import FIT_SPACES
-from genpercept_ros.geometry.scale import fit_scale_shift
-from genpercept_ros.geometry.scale import ScaleShiftFit
+from .scale import fit_scale_shift
+from .scale import FIT_SPACES
+from .scale import ScaleShiftFit
 
 LEVEL_UP = (0.0, -1.0, 0.0)
 UP_GIVEN = 'given'

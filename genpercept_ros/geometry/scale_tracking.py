@@ -38,9 +38,9 @@ import math
 
 import numpy as np
 
-from genpercept_ros.geometry.scale import affine_to_metric
-from genpercept_ros.geometry.scale import fit_scale_shift
-from genpercept_ros.geometry.scale import ScaleShiftFit
+from .scale import affine_to_metric
+from .scale import fit_scale_shift
+from .scale import ScaleShiftFit
 
 SOURCE_FITTED = 'fitted'
 SOURCE_HELD = 'held'

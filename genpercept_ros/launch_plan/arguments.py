@@ -106,7 +106,7 @@ _MODEL_ARGUMENTS = (
     _param('depth_shift', "Shift t of scale_mode 'fixed'."),
     _param('reference_type', "Reference of scale_mode 'reference': a depth Image or a "
            'PointCloud2.', choices=PARAMETER_SPECS['reference_type'].choices),
-    _param('camera_height_m', "Camera optical centre above the floor, metres (scale_mode "
+    _param('camera_height_m', 'Camera optical centre above the floor, metres (scale_mode '
            "'ground')."),
     _param('ground_orientation', "Floor orientation source: 'auto' (TF, then pitch/roll, then "
            "normals), 'tf', 'parameters' or 'normals'.",

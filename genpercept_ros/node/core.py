@@ -102,9 +102,9 @@ class NodeCore:
 
     def _floor_needs_tf(self):
         settings = self.settings
-        return (settings.ground_orientation in ('auto', 'tf')
-                and (settings.scale_mode == 'ground' or (settings.camera_height_m > 0
-                                                          and settings.scale_mode != 'range')))
+        floor_known = settings.scale_mode == 'ground' or (
+            settings.camera_height_m > 0 and settings.scale_mode != 'range')
+        return floor_known and settings.ground_orientation in ('auto', 'tf')
 
     def _listen_to_tf(self):
         """Start a TF listener once the floor needs one and tf2_ros is importable."""

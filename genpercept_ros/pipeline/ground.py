@@ -16,8 +16,9 @@
 The floor of one frame: where it is (up vector in the optical frame) and which pixels are on it.
 
 The up vector comes, per ``ground_orientation``, from TF (a callable the node provides, see
-:data:`UpLookup`), from ``camera_pitch_deg``/``camera_roll_deg``, or is estimated from the
-predicted normals. No rclpy here: the TF lookup is injected.
+:class:`~genpercept_ros.pipeline.frames.FramePipeline`), from ``camera_pitch_deg`` /
+``camera_roll_deg``, or is estimated from the predicted normals. No rclpy here: the TF lookup is
+injected.
 """
 
 import numpy as np
@@ -36,7 +37,6 @@ FLOOR_HEIGHT_FRACTION = 0.05
 SOURCE_TF = 'tf'
 SOURCE_PARAMETERS = 'parameters'
 SOURCE_NORMALS = 'normals'
-
 
 
 def orientation_up(settings, header, lookup, problems):

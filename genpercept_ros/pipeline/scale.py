@@ -30,6 +30,9 @@ import threading
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
 
+from .ground import estimated_up
+from .ground import orientation_up
+from .ground import SOURCE_NORMALS
 from ..geometry.ground import fit_ground_scale
 from ..geometry.scale import affine_to_metric
 from ..geometry.scale import fit_scale_shift
@@ -45,9 +48,6 @@ from ..messages.camera_info import camera_info_to_intrinsics
 from ..messages.errors import CodecError
 from ..messages.image import depth_image_to_meters
 from ..messages.pointcloud import pointcloud_to_xyz
-from .ground import estimated_up
-from .ground import orientation_up
-from .ground import SOURCE_NORMALS
 
 # References kept per camera for timestamp pairing (a few frames of a 30 Hz sensor).
 _REFERENCE_CAPACITY = 8
