@@ -154,7 +154,10 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         if DEPTH_CONFIDENCE_TOPIC in wanted:
             outputs[DEPTH_CONFIDENCE_TOPIC] = array_to_image(confidence, '32FC1', header)
     obstacle = None
-    if wanted & set(FLOOR_TOPICS):
+    floor_configured = settings.scale_mode == 'ground' or (
+        settings.camera_height_m > 0 and settings.scale_mode != 'range')
+    # Asked for explicitly (a subscriber) without a floor configured: say why nothing comes.
+    if wanted & set(FLOOR_TOPICS) and (floor_configured or frame.wanted is not None):
         floor, obstacle = _floor(report, depth_m, intrinsics, normals, settings, result.problems)
         if floor is not None and GROUND_MASK_TOPIC in wanted:
             outputs[GROUND_MASK_TOPIC] = array_to_image(
