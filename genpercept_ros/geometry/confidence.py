@@ -74,7 +74,8 @@ def depth_confidence(depth_m, intrinsics, normals=None, relative=None, kind=None
             xyz = np.where(valid[..., None], depth[..., None] * rays, np.float32(np.nan))
         from_depth = normals_from_depth(xyz)
         with np.errstate(invalid='ignore'):
-            cosine = np.clip(np.sum(from_depth * n, axis=-1), -1.0, 1.0)
+            cosine = np.clip(from_depth[..., 0] * n[..., 0] + from_depth[..., 1] * n[..., 1]
+                             + from_depth[..., 2] * n[..., 2], -1.0, 1.0)
             angle = np.degrees(np.arccos(cosine))
             agreement = np.clip(1.0 - angle / float(max_angle_deg), 0.0, 1.0)
         confidence *= np.where(np.isfinite(agreement), agreement, 1.0).astype(np.float32)
