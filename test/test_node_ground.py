@@ -35,6 +35,7 @@ from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
 from test_node_ros import camera_info
 from test_node_ros import cloud_array
+from test_node_ros import diagnostic_values
 from test_node_ros import harness  # noqa: F401 - the module-scoped fixture
 from test_node_ros import image_array
 from test_node_ros import image_msg
@@ -125,6 +126,13 @@ def test_ground_mode_metric_every_frame_mask_and_obstacles(harness, make_node,  
     gains = [gain for gain, _ in oracle.maps]
     ratios = [b / a for a, b in zip(gains, gains[1:])]
     assert max(max(ratios), 1 / min(ratios)) > 1.7
+    # The scale's source and health are in diagnostics.
+    status = f'{namespace}/genpercept_node: camera'
+    assert wait_for(lambda: diagnostic_values(harness, status).get('scale_mode') == 'ground',
+                    5.0)
+    values = diagnostic_values(harness, status)
+    assert values['scale_source'] == 'fitted' and values['floor_up_source'] == 'parameters'
+    assert float(values['inlier_ratio']) > 0.5
 
 
 def test_reference_mode_sparse_points_metric_every_frame(harness, make_node,  # noqa: F811

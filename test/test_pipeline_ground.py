@@ -308,3 +308,33 @@ def test_ground_mode_needs_normals_and_a_camera_height():
                                           'normal_model': ''})
     with pytest.raises(ValueError, match='camera_height_m'):
         PipelineSettings.from_parameters({'scale_mode': 'ground'})
+
+
+def test_reference_mode_with_a_camera_height_also_publishes_the_floor():
+    scene = render()
+    pipeline, _ = pipeline_for(scene, scale_mode='reference', reference_type='depth')
+    pipeline.add_reference(array_image(scene.depth, header(4.0)))
+    result = run(pipeline, scene, 4.0, {'depth/image', 'ground/mask', 'points_obstacles'})
+    assert result.scale.source == 'fitted' and result.scale.up_source == 'parameters'
+    mask = result.outputs['ground/mask']
+    floor = np.frombuffer(bytes(mask.data), dtype=np.uint8).reshape(HEIGHT, WIDTH) == 255
+    np.testing.assert_array_equal(floor, scene.labels == FLOOR)
+    obstacles, _ = cloud_xyz(result.outputs['points_obstacles'])
+    assert not np.isfinite(obstacles[scene.labels == FLOOR]).any()
+
+
+def test_range_mode_floor_topics_say_why_they_are_empty_when_asked():
+    scene = render()
+    pipeline, _ = pipeline_for(scene, scale_mode='range', camera_height_m=0.0)
+    result = run(pipeline, scene, 2.0, {'depth/image', 'points_obstacles'})
+    assert 'points_obstacles' not in result.outputs
+    assert any(kind == 'ground' and 'camera_height_m' in message
+               for kind, message in result.problems)
+    everything = run(pipeline, scene, 2.1)  # wanted = all (genpercept bag): no complaint
+    assert not any(kind == 'ground' for kind, _ in everything.problems)
+    assert 'depth/confidence' in everything.outputs
+
+
+def array_image(depth, stamp_header):
+    from genpercept_ros.messages.image import array_to_image
+    return array_to_image(np.asarray(depth, dtype=np.float32), '32FC1', stamp_header)
