@@ -75,9 +75,12 @@ def _metric_needs_normals(wanted, settings):
         return True
     if settings.cloud_normals and wanted & {POINTS_TOPIC, POINTS_OBSTACLES_TOPIC}:
         return True
-    # Ground/reference modes with the floor estimated from normals need them for every output.
-    return (settings.camera_height_m > 0 and settings.scale_mode != 'range'
-            and settings.ground_orientation in ('auto', 'normals'))
+    # A floor up vector that may have to be estimated from the normals (the scale report
+    # carries it even when no floor topic is wanted this frame).
+    estimated = settings.ground_orientation == 'normals' or (
+        settings.ground_orientation == 'auto' and settings.camera_pitch_deg == 0.0
+        and settings.camera_roll_deg == 0.0)
+    return settings.camera_height_m > 0 and settings.scale_mode != 'range' and estimated
 
 
 def scale_message(report):
