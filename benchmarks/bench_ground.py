@@ -27,14 +27,15 @@ import statistics
 import sys
 import time
 
+try:
+    import genpercept_ros  # noqa: F401
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from genpercept_ros.geometry.confidence import depth_confidence
+from genpercept_ros.geometry.ground import fit_ground_scale
+from genpercept_ros.geometry.ground import up_from_pitch_roll
+from genpercept_ros.geometry.synthetic import box_room
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from genpercept_ros.geometry.confidence import depth_confidence  # noqa: E402
-from genpercept_ros.geometry.ground import fit_ground_scale  # noqa: E402
-from genpercept_ros.geometry.ground import up_from_pitch_roll  # noqa: E402
-from genpercept_ros.geometry.synthetic import box_room  # noqa: E402
 
 PITCH_DEG, HEIGHT_M = 15.0, 1.2
 
