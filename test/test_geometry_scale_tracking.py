@@ -202,3 +202,21 @@ def test_buffer_forgets_references_from_before_a_bag_loop():
     assert buffer.match(50.0) is None
     buffer.add(0.0, 'slightly out of order')  # within a second: just reordered
     assert len(buffer) == 2
+
+
+def test_smoothing_reduces_frame_to_frame_jitter_of_the_metric_depth(plane_depth):
+    """Noisy per-frame fits of a still view: smoothing the metric depth steadies it."""
+    spreads = {}
+    for smoothing in (0.0, 0.8):
+        tracker = MetricDepthTracker(max_hold_s=1.0, smoothing=smoothing)
+        rng = np.random.default_rng(11)
+        medians = []
+        for index, relative in enumerate(_affine_frames(plane_depth, 'depth', count=30)):
+            # This frame's own fit is off by up to +-3 % (a noisy reference).
+            noisy = plane_depth * (1.0 + rng.uniform(-0.03, 0.03))
+            fit = fit_scale_shift(relative, noisy, None, 'depth')
+            decision = tracker.update(index * 0.1, relative, 'depth', fit)
+            metric = decision.scale * relative + decision.shift
+            medians.append(float(np.median(metric / plane_depth)))
+        spreads[smoothing] = float(np.std(medians[5:]))
+    assert spreads[0.8] < 0.6 * spreads[0.0]
