@@ -26,9 +26,9 @@ import sys
 
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
 from genpercept_ros.model.registry import REPO_FOLDERS
-from genpercept_ros.model.registry import SD21_REPO
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import SCHEDULER_CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
@@ -61,11 +61,15 @@ def required_files(models):
             add(spec.unet_repo, f'{spec.head_subfolder}/{CONFIG_NAME}', required=False)
         add(spec.vae_repo, f'{spec.vae_subfolder}/{CONFIG_NAME}')
         add(spec.vae_repo, f'{spec.vae_subfolder}/{WEIGHTS_NAME}')
-    if models:
+        if spec.scheduler_subfolder:
+            add(spec.unet_repo, f'{spec.scheduler_subfolder}/{SCHEDULER_CONFIG_NAME}')
+    # The conditioning: tokenizer and text encoder of SD 2.1 (GenPercept) or of each E2E-FT /
+    # Lotus-D repo (their own copies).
+    for repo in dict.fromkeys(MODELS[name].text_repo for name in models):
         for name in TOKENIZER_FILES:
-            add(SD21_REPO, f'tokenizer/{name}')
-        add(SD21_REPO, f'text_encoder/{CONFIG_NAME}')
-        add(SD21_REPO, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
+            add(repo, f'tokenizer/{name}')
+        add(repo, f'text_encoder/{CONFIG_NAME}')
+        add(repo, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
     return files
 
 
