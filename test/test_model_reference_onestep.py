@@ -24,6 +24,13 @@ its own interpreter (``onestep_reference_harness.py``) on the tiny real-layout w
 package's fp32 CPU output must match to 1e-5 (max abs). Lotus-D draws a random VAE posterior
 sample in its reference; the comparison seeds both sides the same way (``latent_generator``), and
 the node's deterministic posterior-mean output is compared too and its distance printed.
+
+The CLIP empty-prompt embedding is transformers' code, not the projects' recipe, and its last
+bits differ between the pinned transformers 4.x and this package's transformers 5 (about 5e-7);
+random tiny weights amplify that (E2E-FT's unit-normalisation divides by small norms). So the
+pipelines are run twice: with their own text encoder (``OWN_CONDITIONING`` printed; that
+embedding must equal ours to 1e-6) and conditioned on this package's embedding through their own
+inputs, where the 1e-5 bound applies.
 """
 
 import os
@@ -74,26 +81,36 @@ def test_matches_the_project_pipeline(tmp_path, family):
     worst = {}
     for name in names:
         spec = get_model_spec(name)
-        out = tmp_path / 'reference' / name
-        result = subprocess.run(
-            [python, str(HARNESS), family, repo, str(root / REPO_FOLDERS[spec.unet_repo]),
-             spec.task, str(tmp_path / 'images'), str(out), str(PROCESSING_RESOLUTION),
-             str(SEED)],
-            capture_output=True, text=True, timeout=900, env={**os.environ, 'PYTHONPATH': ''})
-        assert result.returncode == 0, result.stderr[-3000:]
         kwargs = {'depth_model': name, 'normal_model': ''} if spec.task == 'depth' else {
             'depth_model': '', 'normal_model': name}
         predictor = GenPerceptPredictor.from_pretrained(model_root=root, device='cpu',
                                                         dtype='fp32', **kwargs)
-        errors, mean_errors = [], []
+        ours = tmp_path / f'{name}_embedding.npy'
+        np.save(ours, predictor.conditioning(spec.task).cpu().numpy())
+        outputs = {}
+        for mode, embedding in (('own', ''), ('shared', str(ours))):
+            outputs[mode] = tmp_path / 'reference' / mode / name
+            result = subprocess.run(
+                [python, str(HARNESS), family, repo, str(root / REPO_FOLDERS[spec.unet_repo]),
+                 spec.task, str(tmp_path / 'images'), str(outputs[mode]),
+                 str(PROCESSING_RESOLUTION), str(SEED), embedding],
+                capture_output=True, text=True, timeout=900,
+                env={**os.environ, 'PYTHONPATH': ''})
+            assert result.returncode == 0, result.stderr[-3000:]
+        reference_embedding = np.load(outputs['own'] / 'reference_embedding.npy')
+        embedding_error = float(np.abs(reference_embedding - np.load(ours)).max())
+        print(f'CONDITIONING {name} {embedding_error:.3g}')
+        assert embedding_error <= 1e-6
+        errors, mean_errors, own_errors = [], [], []
         for stem, image in images.items():
-            want = np.load(out / f'{stem}.npy')
+            want = np.load(outputs['shared'] / f'{stem}.npy')
             if family == 'lotus-d':
                 predictor.latent_generator = torch.Generator().manual_seed(SEED)
             output = predictor.predict([image], processing_resolution=PROCESSING_RESOLUTION)
             got = output.depth_raw[0] if spec.task == 'depth' else output.normal_raw[0]
             assert got.shape == want.shape, (stem, got.shape, want.shape)
             errors.append(float(np.abs(got - want).max()))
+            own_errors.append(float(np.abs(got - np.load(outputs['own'] / f'{stem}.npy')).max()))
             if family == 'lotus-d':
                 predictor.latent_generator = None
                 output = predictor.predict([image], processing_resolution=PROCESSING_RESOLUTION)
@@ -101,6 +118,7 @@ def test_matches_the_project_pipeline(tmp_path, family):
                 mean_errors.append(float(np.abs(got - want).max()))
         worst[name] = max(errors)
         print(f'WORST {name} {worst[name]:.3g}')
+        print(f'OWN_CONDITIONING {name} {max(own_errors):.3g}')
         if mean_errors:
             print(f'POSTERIOR_MEAN_VS_SAMPLE {name} {max(mean_errors):.3g}')
     assert max(worst.values()) <= TOLERANCE, worst
