@@ -25,8 +25,8 @@ from pathlib import Path
 import sys
 
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
-from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import MODELS
+from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import SCHEDULER_CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES

@@ -38,13 +38,6 @@ from genpercept_ros.model.preprocess import preprocess_float
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
 from genpercept_ros.model.preprocess import processing_size
-from genpercept_ros.model.runtime import as_image_list
-from genpercept_ros.model.runtime import DTYPE_NAMES
-from genpercept_ros.model.runtime import place_module
-from genpercept_ros.model.runtime import resolve_device
-from genpercept_ros.model.runtime import resolve_dtype
-from genpercept_ros.model.runtime import Stopwatch
-from genpercept_ros.model.runtime import vae_dtype_for
 from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
 from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import LOTUS_D
@@ -53,12 +46,19 @@ from genpercept_ros.model.registry import PRE_PIL_BICUBIC
 from genpercept_ros.model.registry import X0_NEGATIVE_V
 from genpercept_ros.model.registry import X0_SAMPLE
 from genpercept_ros.model.registry import X0_V_PREDICTION
+from genpercept_ros.model.runtime import as_image_list
+from genpercept_ros.model.runtime import DTYPE_NAMES
+from genpercept_ros.model.runtime import OutOfMemoryError  # noqa: F401 - re-exported
+from genpercept_ros.model.runtime import place_module
+from genpercept_ros.model.runtime import resolve_device
+from genpercept_ros.model.runtime import resolve_dtype
+from genpercept_ros.model.runtime import Stopwatch
+from genpercept_ros.model.runtime import vae_dtype_for
 from genpercept_ros.model.weights import WeightsError
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
 import torch
 
-OutOfMemoryError = torch.OutOfMemoryError
 
 OUTPUT_RESOLUTIONS = ('input', 'processing')
 MAX_STAGING_SHAPES = 8

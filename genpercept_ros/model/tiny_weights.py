@@ -29,9 +29,9 @@ from genpercept_ros.model.registry import GENPERCEPT
 from genpercept_ros.model.registry import GENPERCEPT_MODELS_REPO
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
 from genpercept_ros.model.registry import LOTUS_D
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
-from genpercept_ros.model.registry import MODELS
 
 BOS_TOKEN = '<|startoftext|>'
 EOS_TOKEN = '<|endoftext|>'
