@@ -38,8 +38,8 @@ def _node_parameters(args, model_root, meaningful):
         cuda = args.device.startswith('cuda') or (args.device == 'auto'
                                                   and torch.cuda.is_available())
         resolution = (768 if cuda else 192) if meaningful else 128
-    values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
-              'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
+    values = {'model_root': str(model_root or ''), 'depth_model': args.depth_model,
+              'normal_model': args.normal_model, 'device': args.device, 'dtype': args.dtype,
               'processing_resolution': int(resolution),
               'scale_mode': 'reference' if args.metric_reference else 'range',
               'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
