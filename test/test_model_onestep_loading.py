@@ -89,20 +89,9 @@ def test_download_lists_each_repo_in_full():
 
 
 def test_download_fills_a_model_root_that_loads(onestep_root, tmp_path):
-    from test_model_download import _fake_hub
-    hub = _fake_hub(onestep_root)
-
-    def fake(repo_id, filename, local_dir=None):
-        if repo_id not in (MODELS[name].unet_repo for name in NEW_MODELS):
-            return hub(repo_id, filename, local_dir)
-        source = onestep_root / REPO_FOLDERS[repo_id] / filename
-        target = tmp_path / 'root' / REPO_FOLDERS[repo_id] / filename
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return str(target)
-
+    from test_model_download import _fake_snapshot
     fetched = download.fetch(download.required_files(['depth-e2e-ft', 'normal-lotus-d']),
-                             tmp_path / 'root', hub_download=fake)
+                             tmp_path / 'root', snapshot=_fake_snapshot(onestep_root))
     assert all(note for *_, note in fetched)
     predictor = _load(tmp_path / 'root', 'depth-e2e-ft', 'normal-lotus-d')
     assert predictor.tasks == ('depth', 'normal')
@@ -141,6 +130,8 @@ def test_hub_cache_offline(onestep_root, tmp_path, monkeypatch):
         (folder / 'refs' / 'main').write_text(revision)
     from huggingface_hub import constants
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    # Without a model root the embedding cache goes to the user cache: keep it in tmp_path.
+    monkeypatch.setenv('GENPERCEPT_CACHE_DIR', str(tmp_path / 'user_cache'))
     # huggingface_hub reads HF_HUB_CACHE when imported; its default is looked up per call.
     monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(cache))
     image = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)

@@ -132,6 +132,7 @@ def empty_prompt_embedding(locator, kind, repo_id=SD21_REPO):
     reference's stored embedding) takes precedence when present.
     """
     from safetensors import safe_open
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
     if kind not in CACHE_NAMES:
         raise ValueError(f'unknown conditioning kind {kind!r}')
@@ -153,8 +154,8 @@ def empty_prompt_embedding(locator, kind, repo_id=SD21_REPO):
             with safe_open(str(path), framework='pt') as cached:
                 if (cached.metadata() or {}).get('fingerprint') == fingerprint:
                     return cached.get_tensor('embedding')
-        except Exception:  # noqa: B902 - a broken cache file is simply recomputed
-            pass
+        except (SafetensorError, OSError, KeyError, ValueError):
+            pass    # a broken cache file is simply recomputed
     embedding = encode_empty_prompt(locator, kind, repo_id)
     errors = []
     for folder in folders:

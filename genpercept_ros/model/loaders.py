@@ -200,7 +200,8 @@ def load_tokenizer(locator, repo_id):
     folder = paths[0].parent
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as error:  # noqa: B902 - tokenizers raises several types
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        # What transformers/tokenizers raise for unreadable or inconsistent vocab/merges files.
         raise WeightsError(f'cannot load the CLIP tokenizer in {folder}: {error}') from error
     special = read_json(paths[TOKENIZER_FILES.index('special_tokens_map.json')])
     pad = special.get('pad_token', '!')
