@@ -84,7 +84,7 @@ def test_list_prints_targets(tmp_path, capsys):
 
 
 def _fake_snapshot(source_root, calls=None):
-    """Serve a real-layout folder the way snapshot_download(allow_patterns=..., local_dir=...) does."""
+    """Serve a real-layout folder as snapshot_download(allow_patterns, local_dir) does."""
     import fnmatch
     folders = {MODELS: 'genpercept-models', SD21: 'stable-diffusion-2-1',
                'guangkaixu/GenPercept': 'GenPercept'}
