@@ -210,3 +210,27 @@ def test_batches_equal_single_images_and_normals_are_unit(onestep_root, name):
             np.testing.assert_allclose(batch.normals[index], single.normals[0], atol=1e-4)
             length = np.linalg.norm(batch.normals[index], axis=-1)
             np.testing.assert_allclose(length[np.isfinite(length)], 1.0, atol=1e-5)
+
+
+def test_vae_with_a_missing_tensor_is_refused(root):
+    """from_pretrained would keep a random tensor with a warning; the loader refuses."""
+    from safetensors.torch import load_file
+    from safetensors.torch import save_file
+    path = root / 'lotus-depth-d-v2-0-disparity' / 'vae' / 'diffusion_pytorch_model.safetensors'
+    state = load_file(path)
+    dropped = sorted(state)[0]
+    del state[dropped]
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match='does not match the expected architecture.*missing'):
+        _load(root, 'disparity-lotus-d')
+
+
+def test_compile_wraps_a_shared_vae_once(onestep_root, monkeypatch):
+    import torch
+    predictor = _load(onestep_root, 'depth-e2e-ft', 'normal-e2e-ft')
+    wrapped = []
+    monkeypatch.setattr(torch, 'compile', lambda module, **kwargs: wrapped.append(module) or module)
+    predictor.compile_models()
+    vae = predictor._vae_for('depth')
+    assert sum(module is vae.encoder for module in wrapped) == 1
+    assert len(wrapped) == 2 + 2, 'two UNets, one encoder, one decoder'

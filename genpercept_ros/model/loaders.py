@@ -151,7 +151,16 @@ def load_scheduler(locator, spec):
 
 
 def load_vae(locator, repo_id, subfolder):
-    """Return the AutoencoderKL stored in ``repo_id/subfolder``."""
+    """
+    Return the AutoencoderKL stored in ``repo_id/subfolder``.
+
+    Loaded with diffusers' own ``AutoencoderKL.from_pretrained(folder, subfolder=...,
+    use_safetensors=True)`` from the located files, and then held to the same rule as every
+    other component: any missing, unexpected or mis-shaped tensor is a WeightsError (diffusers
+    alone would only warn and keep random values). A pickle checkpoint (only with
+    ``allow_pickle``) may have any file name, which from_pretrained does not look for, so it
+    goes through the explicit state-dict path.
+    """
     import torch
     from diffusers import AutoencoderKL
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -163,12 +172,36 @@ def load_vae(locator, repo_id, subfolder):
              and len(config.get('block_out_channels') or ()) == 4,
              f'{config_path}: expected the SD VAE (3 -> 4 latent channels, 4 blocks, x8)')
     weights_path = locator.resolve_weights(repo_id, subfolder, WEIGHTS_NAME)
-    state = load_tensors(weights_path, locator.allow_pickle)
-    with torch.device('meta'):
-        vae = AutoencoderKL.from_config(config)
-    vae = _materialise(vae, state, weights_path)
+    if weights_path.suffix == '.safetensors':
+        vae = _vae_from_pretrained(AutoencoderKL, config_path.parent.parent, subfolder,
+                                   weights_path)
+    else:
+        state = load_tensors(weights_path, locator.allow_pickle)
+        with torch.device('meta'):
+            vae = AutoencoderKL.from_config(config)
+        vae = _materialise(vae, state, weights_path)
     vae.set_attn_processor(AttnProcessor2_0())
     return vae
+
+
+def _vae_from_pretrained(model_class, root, subfolder, weights_path):
+    from safetensors import safe_open
+    from safetensors import SafetensorError
+    remedy = 'Delete it and download it again.'
+    try:
+        with safe_open(str(weights_path), framework='pt'):
+            pass
+        model, info = model_class.from_pretrained(
+            str(root), subfolder=subfolder, use_safetensors=True, local_files_only=True,
+            output_loading_info=True)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise WeightsError(f'corrupt or truncated safetensors file {weights_path} ({error}). '
+                           f'{remedy}') from error
+    problems = [f'{len(keys)} {kind.replace("_", " ")} (e.g. {", ".join(map(str, keys[:3]))})'
+                for kind, keys in sorted(info.items()) if keys]
+    _require(not problems, f'{weights_path} does not match the expected architecture: '
+             f'{"; ".join(problems)}')
+    return model.eval().requires_grad_(False)
 
 
 def load_dpt_head(locator, spec):
@@ -216,6 +249,9 @@ def load_text_encoder(locator, repo_id):
     Return the CLIP text encoder of ``repo_id/text_encoder``.
 
     Accepts the real file's ``text_model.``-prefixed keys and its ``position_ids`` buffer.
+    Hand-written rather than ``CLIPTextModel.from_pretrained``: the SD 2 files carry the
+    transformers-4 key names, which transformers 5 renames on load with its own rules; this
+    explicit mapping plus the strict key/shape check keeps one behaviour across versions.
     """
     from transformers import CLIPTextConfig
     from transformers import CLIPTextModel
