@@ -147,3 +147,31 @@ def test_demo_runs_chosen_models(tmp_path):
     assert 'disparity-lotus-d' in json.dumps(summary) and 'normal-e2e-ft' in json.dumps(summary)
     assert (tmp_path / 'tiny' / 'lotus-depth-d-v2-0-disparity' / 'unet' / 'config.json').is_file()
     assert (out / 'depth_colored.png').is_file() and (out / 'normals.png').is_file()
+
+
+def test_bag_reference_scale_with_lotus_disparity(tmp_path, tiny_model_root):
+    """``genpercept bag`` with a disparity model: the metric fit works in inverse depth."""
+    from test_offline_bag import _image_array
+    from test_offline_bag import _run as run_bag
+    from test_offline_bag import read_bag
+    from test_offline_bag import write_bag
+    model = ['--model-root', str(tiny_model_root), '--device', 'cpu', '--dtype', 'fp32',
+             '--processing-resolution', '48', '--depth-model', 'disparity-lotus-d',
+             '--normal-model', '']
+    first, first_out = tmp_path / 'first', tmp_path / 'first_out'
+    image_topic = write_bag(first, 'sqlite3', frames=2)
+    assert run_bag([str(first), '-o', str(first_out), '--image-topic', image_topic] + model) == 0
+    result, _ = read_bag(first_out)
+    assert '/cam/depth_relative/image' not in result
+    relatives = [_image_array(m) for _, _, m in result['/cam/disparity_relative/image'][1]]
+    scale, shift = 0.8, 0.2      # 1 / depth = 0.8 r + 0.2: depth between 1 and 5 m
+    references = [1.0 / (scale * r + shift) for r in relatives]
+    source, output = tmp_path / 'in', tmp_path / 'out'
+    write_bag(source, 'mcap', frames=2, references=references)
+    assert run_bag([str(source), '-o', str(output), '--image-topic', image_topic,
+                    '-p', 'scale_mode=reference', '-p', 'fit_min_points=20'] + model) == 0
+    result, _ = read_bag(output)
+    for (_, _, depth), expected in zip(result['/cam/depth/image'][1], references):
+        np.testing.assert_allclose(_image_array(depth), expected, rtol=1e-3)
+    fitted = np.asarray(result['/cam/scale'][1][-1][2].data)
+    np.testing.assert_allclose(fitted[:2], [scale, shift], rtol=1e-3, atol=1e-3)
