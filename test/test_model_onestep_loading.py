@@ -229,7 +229,8 @@ def test_compile_wraps_a_shared_vae_once(onestep_root, monkeypatch):
     import torch
     predictor = _load(onestep_root, 'depth-e2e-ft', 'normal-e2e-ft')
     wrapped = []
-    monkeypatch.setattr(torch, 'compile', lambda module, **kwargs: wrapped.append(module) or module)
+    monkeypatch.setattr(torch, 'compile',
+                        lambda module, **kwargs: wrapped.append(module) or module)
     predictor.compile_models()
     vae = predictor._vae_for('depth')
     assert sum(module is vae.encoder for module in wrapped) == 1
