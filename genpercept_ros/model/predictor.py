@@ -121,6 +121,8 @@ def denoising_step(spec, scheduler=None):
         values = torch.tensor(spec.task_switcher, dtype=torch.float32)
         labels = tuple(torch.cat([torch.sin(values), torch.cos(values)]).tolist())
     if spec.x0_from == X0_V_PREDICTION:
+        if scheduler is None:
+            raise ValueError(f'{spec.name} needs its DDIM scheduler for the timestep and alphas')
         scheduler.set_timesteps(1)
         timestep = int(scheduler.timesteps[0])
         beta = 1 - scheduler.alphas_cumprod[timestep]
