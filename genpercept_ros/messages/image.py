@@ -58,6 +58,12 @@ RGB_ENCODINGS = tuple(sorted(_TO_RGB))
 
 # OpenCV >= 4.10 decodes straight to RGB; older versions decode BGR and we convert.
 _IMREAD_RGB = getattr(cv2, 'IMREAD_COLOR_RGB', None)
+# imdecode applies an EXIF orientation tag (JPEG APP1, PNG eXIf) unless told not to; the
+# stored pixel grid is what camera_info describes, as image_transport's compressed subscriber
+# decodes it, so orientation is always ignored. 16-bit PNGs are reduced by dropping the low
+# byte (libpng's strip_16), the same ``v >> 8`` as 16-bit Image encodings.
+_IMREAD_FLAGS = ((_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
+                 | cv2.IMREAD_IGNORE_ORIENTATION)
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # Compressed images declaring more pixels than this (~67 Mpx, 8192 x 8192) are refused
@@ -160,6 +166,9 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
 
     ``format`` must name jpeg/jpg or png (e.g. ``'jpeg'`` or ``'bgr8; jpeg compressed bgr8'``);
     an empty format is accepted when the data starts with a JPEG or PNG signature.
+    The stored pixel grid is returned: an EXIF orientation tag is ignored (as
+    image_transport's compressed subscriber decodes), so pixels keep matching camera_info.
+    16-bit PNGs are reduced to 8 bits by ``v >> 8``, as :func:`image_to_rgb` does.
     ``compressedDepth`` payloads, other formats, data that does not match the format,
     corrupt or truncated streams and images whose header declares more than ``max_pixels``
     pixels (checked before decoding, so a tiny message cannot make us allocate gigabytes)
@@ -199,8 +208,7 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
         raise CodecError(f'{kind} header declares a {width}x{height} image (limit '
                          f'{max_pixels} pixels)')
     try:
-        decoded = cv2.imdecode(data, _IMREAD_RGB if _IMREAD_RGB is not None
-                               else cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(data, _IMREAD_FLAGS)
     except cv2.error as error:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): {error}') from None
     if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.size == 0:
