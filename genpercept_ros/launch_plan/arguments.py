@@ -82,9 +82,11 @@ def _variants(parameter):
 _MODEL_ARGUMENTS = (
     _param('model_root', 'Folder written by `genpercept download --model-root DIR`; the '
            'Hugging Face cache when unset.', kind='path'),
-    _param('depth_model', f"Depth variant, or '{DISABLED_MODEL}' to disable depth.",
+    _param('depth_model',
+           f"Depth model (README model table), or '{DISABLED_MODEL}' to disable depth.",
            choices=_variants('depth_model')),
-    _param('normal_model', f"Normal variant, or '{DISABLED_MODEL}' to disable normals.",
+    _param('normal_model',
+           f"Normal model (README model table), or '{DISABLED_MODEL}' to disable normals.",
            choices=_variants('normal_model')),
     _param('device', "Torch device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."),
     _param('dtype', 'Inference precision.', choices=PARAMETER_SPECS['dtype'].choices),

@@ -108,9 +108,11 @@ PARAMETERS = (
                   'Folder with the weights written by `genpercept download --model-root DIR`; '
                   "'' uses the Hugging Face cache.", read_only=True),
     ParameterSpec('depth_model', 'depth-v2',
-                  "Depth variant; '' disables depth (and metric depth, clouds).",
+                  "Depth model (README model table); '' disables depth (and metric depth, "
+                  'clouds).',
                   choices=DEPTH_MODELS + ('',), read_only=True),
-    ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
+    ParameterSpec('normal_model', 'normal-v2',
+                  "Normal model (README model table); '' disables normals.",
                   choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
