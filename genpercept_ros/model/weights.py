@@ -21,11 +21,14 @@ Files are looked up in a ``model_root`` folder that holds the Hugging Face repos
 a missing, corrupt or mismatched file raises :class:`WeightsError` naming the file and the remedy.
 """
 
+from dataclasses import dataclass
 import json
 import os
 from pathlib import Path
 import shlex
 
+from genpercept_ros.model.configs import SD21_UNET_CONFIG
+from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import REPO_FOLDERS
 
 WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
@@ -33,6 +36,9 @@ TRANSFORMERS_WEIGHTS_NAME = 'model.safetensors'
 CONFIG_NAME = 'config.json'
 PICKLE_SUFFIXES = ('.bin', '.ckpt', '.pt', '.pth')
 TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json')
+# Written at the root of every random model root (``genpercept make-tiny-weights``, the demo's
+# fallback) so that no tool mistakes it for GenPercept weights.
+RANDOM_WEIGHTS_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
 
 
 class WeightsError(RuntimeError):
@@ -209,3 +215,54 @@ def check_state_dict(module, state_dict, source, ignore=()):
     if problems:
         raise WeightsError(
             f'{source} does not match the expected architecture: {"; ".join(problems)}')
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """
+    What a set of weights is, as far as its predictions can be trusted.
+
+    ``kind`` is ``'genpercept'`` (the published architecture, no random-weights marker),
+    ``'random'`` (the folder carries :data:`RANDOM_WEIGHTS_MARKER`) or ``'reduced_size'`` (a
+    UNet narrower than SD 2.1's, e.g. tiny test weights without the marker). ``reason`` says
+    why in one sentence, naming the folder.
+    """
+
+    kind: str
+    reason: str
+
+    @property
+    def meaningful(self):
+        """Return True when the predictions can mean something (published-size weights)."""
+        return self.kind == 'genpercept'
+
+
+def weights_origin(model_root, models):
+    """
+    Return the :class:`WeightsOrigin` of the weights ``models`` would load from ``model_root``.
+
+    The one check every entry point uses (node, ``infer``, ``bag``, ``demo``): a model root
+    carrying the random-weights marker is ``'random'``; otherwise a UNet whose
+    ``block_out_channels`` differ from SD 2.1's ``[320, 640, 1280, 1280]`` (the GenPercept
+    UNets are fine-tuned SD 2.1 UNets) is ``'reduced_size'``. A ``config.json`` without the key
+    counts as SD 2.1, as the loader completes it from the SD 2.1 config. ``model_root`` None
+    reads the Hugging Face cache, which never holds the marker. Raises :class:`WeightsError`
+    when a UNet config cannot be found.
+    """
+    locator = WeightsLocator(model_root, models)
+    where = str(locator.model_root) if locator.model_root is not None \
+        else 'the Hugging Face cache'
+    if locator.model_root is not None and (locator.model_root / RANDOM_WEIGHTS_MARKER).is_file():
+        return WeightsOrigin('random', f'{where} holds randomly initialised weights '
+                                       f'({RANDOM_WEIGHTS_MARKER}): predictions are noise')
+    real = list(SD21_UNET_CONFIG['block_out_channels'])
+    for name in models:
+        spec = get_model_spec(name)
+        config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/{CONFIG_NAME}'))
+        channels = list(config.get('block_out_channels') or real)
+        if channels != real:
+            return WeightsOrigin('reduced_size', (
+                f'{where} holds reduced-size (test) weights, not GenPercept: the {name} UNet has '
+                f'block_out_channels {channels}, GenPercept {real}; predictions are not '
+                'meaningful'))
+    return WeightsOrigin('genpercept', f'GenPercept weights from {where}')
