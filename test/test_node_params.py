@@ -31,14 +31,14 @@ CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'genpercept.yaml'
 # The names the node promises (README, launch files, issue texts); a rename must be deliberate.
 PROMISED = {
     'model_root', 'depth_model', 'normal_model', 'device', 'dtype', 'processing_resolution',
-    'output_resolution', 'input_transport', 'frame_id', 'scale_mode', 'near_m', 'far_m',
+    'output_resolution', 'image_transport', 'frame_id', 'scale_mode', 'near_m', 'far_m',
     'depth_scale', 'depth_shift', 'cloud_decimation', 'cloud_color', 'cloud_normals',
     'allow_pickle', 'min_range_m', 'max_range_m', 'flying_pixel_threshold',
     'far_saturation_nan', 'voxel_size', 'reference_type', 'reference_time_tolerance_s',
     'fit_min_points', 'fit_min_inlier_ratio', 'scale_smoothing', 'hold_last_fit_s',
-    'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_depth',
+    'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_qos_depth',
     'max_input_pixels',
-    'output_reliability', 'output_depth', 'diagnostics_period_s',
+    'output_reliability', 'output_qos_depth', 'diagnostics_period_s',
 }
 
 
@@ -68,8 +68,8 @@ def test_descriptors_carry_types_ranges_and_read_only():
     descriptor = parameter_descriptor(PARAMETER_SPECS['near_m'])
     assert descriptor.type == ParameterType.PARAMETER_DOUBLE
     assert descriptor.floating_point_range[0].from_value == 0.0
-    for name in ('model_root', 'depth_model', 'device', 'dtype', 'input_transport', 'cameras',
-                 'input_reliability', 'output_depth'):
+    for name in ('model_root', 'depth_model', 'device', 'dtype', 'image_transport', 'cameras',
+                 'input_reliability', 'output_qos_depth'):
         assert parameter_descriptor(PARAMETER_SPECS[name]).read_only, name
     for name in ('scale_mode', 'near_m', 'processing_resolution', 'cloud_decimation'):
         assert not parameter_descriptor(PARAMETER_SPECS[name]).read_only, name

@@ -335,7 +335,7 @@ def test_every_output_with_input_header_sizes_and_geometry(harness, make_node):
 
 def test_compressed_input_processing_resolution_and_decimation(harness, make_node):
     """PNG input, outputs at the processing size with a pixel-centre rescaled camera_info."""
-    node, namespace = make_node(input_transport='compressed', processing_resolution=64,
+    node, namespace = make_node(image_transport='compressed', processing_resolution=64,
                                 output_resolution='processing', cloud_decimation=2,
                                 cloud_normals=False, scale_mode='fixed', depth_scale=3.0,
                                 depth_shift=0.25, frame_id='override_frame')
