@@ -29,6 +29,8 @@ from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
 from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import hub_offline
+from genpercept_ros.model.weights import hub_unreachable_reason
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
@@ -108,9 +110,18 @@ def copy_instructions(model_root, files):
 
 
 def fetch(files, model_root=None, hub_download=None):
-    """Fetch and verify ``files``; return ``[(repo, path, local path, note)]``."""
+    """
+    Fetch and verify ``files``; return ``[(repo, path, local path, note)]``.
+
+    Before the first file the hub is asked once whether it answers (unless ``HF_HUB_OFFLINE``
+    is set, which huggingface_hub refuses at once): without network this fails in about a
+    second with DownloadError instead of retrying every file.
+    """
     if hub_download is None:
         from huggingface_hub import hf_hub_download as hub_download
+        unreachable = None if hub_offline() else hub_unreachable_reason()
+        if unreachable is not None:
+            raise DownloadError(f'cannot fetch anything: the Hugging Face hub {unreachable}')
     fetched = []
     for repo, path, required in files:
         kwargs = {'repo_id': repo, 'filename': path}
