@@ -53,7 +53,7 @@ def run_python(code, env, timeout=120):
 
 
 # The libraries are imported before the clock starts: only the weight lookup is timed.
-LOAD = '''
+LOAD = """
 import time
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
@@ -67,7 +67,7 @@ try:
 except WeightsError as error:
     print('ERROR', error)
 print('SECONDS', time.monotonic() - start)
-'''
+"""
 
 
 def seconds(output):

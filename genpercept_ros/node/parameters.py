@@ -87,7 +87,8 @@ def startup_overrides(node):
     Return ``({name: value} to declare with, warnings)`` from the node's start-up overrides.
 
     The dict holds only what rclpy would not take as given: values of deprecated names under
-    their new names, and integers for double parameters as doubles. A warning names each deprecated or unknown parameter (with the closest known name).
+    their new names, and integers for double parameters as doubles. A warning names each
+    deprecated or unknown parameter (with the closest known name).
     """
     given = {name: parameter.value
              for name, parameter in getattr(node, '_parameter_overrides', {}).items()}
