@@ -48,6 +48,8 @@ REQUIRED_OUTPUTS = {
     '/cam/normals/image': 'sensor_msgs/msg/Image',
     '/cam/normals/colored': 'sensor_msgs/msg/Image',
     '/cam/points': 'sensor_msgs/msg/PointCloud2',
+    # The scale with the frame's header; /cam/scale is its deprecated header-less form.
+    '/cam/depth/scale': 'diagnostic_msgs/msg/DiagnosticArray',
 }
 OPTIONAL_OUTPUTS = {'/cam/scale': 'std_msgs/msg/Float64MultiArray'}
 CLOUD_TOPICS = {'/cam/points', '/cam/depth/camera_info'}
