@@ -302,8 +302,8 @@ def weights_origin(model_root, models):
     where = str(locator.model_root) if locator.model_root is not None \
         else 'the Hugging Face cache'
     if locator.model_root is not None and (locator.model_root / RANDOM_WEIGHTS_MARKER).is_file():
-        return WeightsOrigin('random', f'{where} holds randomly initialised weights '
-                                       f'({RANDOM_WEIGHTS_MARKER}): predictions are noise')
+        return WeightsOrigin('random', f'{where} holds random weights (randomly initialised, '
+                                       f'{RANDOM_WEIGHTS_MARKER}): predictions are noise')
     real = list(SD21_UNET_CONFIG['block_out_channels'])
     for name in models:
         spec = get_model_spec(name)
