@@ -105,3 +105,57 @@ def test_auto_device_and_dtype():
     assert resolve_device('cuda:1', cuda_available=True) == 'cuda:1'
     assert resolve_dtype('auto', 'cuda') == 'bf16' and resolve_dtype('auto', 'cuda:0') == 'bf16'
     assert resolve_dtype('auto', 'cpu') == 'fp32' and resolve_dtype('fp16', 'cuda') == 'fp16'
+
+
+def test_deprecated_names_map_to_their_replacements_with_a_warning():
+    """input_transport/input_depth/output_depth still work for one release, named as old."""
+    from genpercept_ros.pipeline.parameters import rename_deprecated
+    values, warnings = rename_deprecated({'input_transport': 'compressed', 'input_depth': 3,
+                                          'output_depth': 2, 'far_m': 8.0})
+    assert values == {'image_transport': 'compressed', 'input_qos_depth': 3,
+                      'output_qos_depth': 2, 'far_m': 8.0}
+    assert len(warnings) == 3 and all('deprecated' in text for text in warnings)
+    assert validate_parameters(values)['input_qos_depth'] == 3
+    # Both names given: the new one wins and the warning says the old one is ignored.
+    values, warnings = rename_deprecated({'input_transport': 'compressed',
+                                          'image_transport': 'raw'})
+    assert values == {'image_transport': 'raw'}
+    assert 'ignored' in warnings[0]
+
+
+@pytest.mark.parametrize('typed, closest', [
+    ('far', 'far_m'), ('nearm', 'near_m'), ('processing_res', 'processing_resolution'),
+    ('input_transport', 'image_transport'), ('output_depth', 'output_qos_depth'),
+])
+def test_unknown_names_are_named_with_the_closest_known_one(typed, closest):
+    """Typos point to the parameter meant; old names to their replacement."""
+    from genpercept_ros.pipeline.parameters import closest_parameter
+    assert closest_parameter(typed) == closest
+    with pytest.raises(ValueError, match=f'closest known parameter: `{closest}`'):
+        validate_parameters({typed: 1})
+
+
+def test_help_text_lists_every_parameter_with_type_default_and_limits():
+    """The --help summary comes from the table: type, default, limits, startup-only flag."""
+    from genpercept_ros.pipeline.parameters import describe_parameters
+    text = describe_parameters()
+    assert "  far_m (float, default 10.0; > 0, <= 10000.0)" in text
+    assert "  image_transport (str, default 'raw'; one of 'raw', 'compressed', startup only)" \
+        in text
+    assert '  processing_resolution (int, default 768; >= 0, <= 4096)' in text
+    for name in PARAMETER_SPECS:
+        assert f'\n  {name} (' in '\n' + text, name
+
+
+@pytest.mark.parametrize('device, accepted', [
+    ('auto', True), ('cpu', True), ('cuda', True), ('cuda:1', True), ('mps', False),
+    ('cuda:', False), ('gpu', False),
+])
+def test_device_values_follow_one_rule(device, accepted):
+    """The node, the launch check and --help share the rule: auto, cpu, cuda, cuda:N."""
+    spec = PARAMETER_SPECS['device']
+    if accepted:
+        assert spec.check(device) == device
+    else:
+        with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
+            spec.check(device)
