@@ -57,8 +57,8 @@ from ..pipeline.parameters import describe_parameters
 NODE_NAME = 'genpercept_node'
 LIFECYCLE_FLAG = '--lifecycle'
 HELP_FLAGS = ('-h', '--help')
-USAGE = f"""usage: {NODE_NAME} [{LIFECYCLE_FLAG}] [-h] [--ros-args -p NAME:=VALUE ... \
-[--params-file FILE] [-r __ns:=/NAMESPACE] ...]
+USAGE = f"""usage: {NODE_NAME} [-h] [{LIFECYCLE_FLAG}] [--ros-args [-p NAME:=VALUE ...]
+                       [--params-file FILE] [-r __ns:=/NAMESPACE] [-r image:=TOPIC] ...]
 
 GenPercept depth, normals and point clouds for ROS 2 cameras (one-step diffusion).
 Subscribes image (or image/compressed) and camera_info; publishes depth_relative/image,
@@ -72,8 +72,8 @@ options:
                 subscribes, deactivate stops, cleanup frees the model, shutdown exits (code 0)
 
 example:
-  ros2 run genpercept_ros {NODE_NAME} --ros-args -p model_root:=$HOME/genpercept_weights \
--p far_m:=8 -r image:=/camera/color/image_raw
+  ros2 run genpercept_ros {NODE_NAME} --ros-args -p model_root:=$HOME/genpercept_models \\
+      -p far_m:=8 -r image:=/camera/color/image_raw -r camera_info:=/camera/color/camera_info
 
 parameters (config/genpercept.yaml; `ros2 param describe` gives the same ranges):"""
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import difflib
 import math
 import re
+import textwrap
 
 from ..model.registry import DEPTH_MODELS
 from ..model.registry import NORMAL_MODELS
@@ -335,7 +336,8 @@ def describe_parameters():
             default = 'true' if spec.default else 'false'
         extra = f'; {", ".join(limits)}' if limits else ''
         lines.append(f'  {spec.name} ({spec.kind}, default {default}{extra})')
-        lines.append(f'      {spec.description}')
+        lines.append(textwrap.fill(spec.description, 99, initial_indent=' ' * 6,
+                                   subsequent_indent=' ' * 6))
     for old, new in DEPRECATED_NAMES.items():
         lines.append(f'  {old}: deprecated name of {new}')
     return '\n'.join(lines)
