@@ -130,7 +130,7 @@ def test_help_text_lists_every_parameter_with_type_default_and_limits():
     """The --help summary comes from the table: type, default, limits, startup-only flag."""
     from genpercept_ros.pipeline.parameters import describe_parameters
     text = describe_parameters()
-    assert "  far_m (float, default 10.0; > 0, <= 10000.0)" in text
+    assert '  far_m (float, default 10.0; > 0, <= 10000.0)' in text
     assert "  image_transport (str, default 'raw'; one of 'raw', 'compressed', startup only)" \
         in text
     assert '  processing_resolution (int, default 768; >= 0, <= 4096)' in text
