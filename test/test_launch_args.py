@@ -63,6 +63,7 @@ PARAMETER_CASES = {
     # Deprecated launch name of image_transport (one release).
     'input_transport': ('compressed', 'compressed'),
     'frame_id': ('cam_optical', 'cam_optical'),
+    'input_rectified': ('false', 'false'),
     'scale_mode': ('fixed', 'fixed'),
     'near_m': ('1', 1.0),
     'far_m': ('25.5', 25.5),

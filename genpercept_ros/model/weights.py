@@ -38,6 +38,7 @@ from genpercept_ros.model.registry import REPO_FOLDERS
 WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
 TRANSFORMERS_WEIGHTS_NAME = 'model.safetensors'
 CONFIG_NAME = 'config.json'
+SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
 PICKLE_SUFFIXES = ('.bin', '.ckpt', '.pt', '.pth')
 TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json')
 # Written at the root of every random model root (``genpercept make-tiny-weights``, the demo's
@@ -74,12 +75,13 @@ def hub_unreachable_reason(timeout_s=HUB_PROBE_TIMEOUT_S):
     status, counts as reachable. Only transport failures (refused, unresolvable, timed out
     after ``timeout_s``) count as unreachable.
     """
-    import httpx2  # huggingface_hub's HTTP client library: its transport errors
+    from huggingface_hub.errors import HTTPError  # its HTTP client's base error
     from huggingface_hub.utils import get_session
     endpoint = hub_endpoint()
     try:
+        # head() raises only for transport failures, never for an HTTP status.
         get_session().head(endpoint, timeout=timeout_s)
-    except httpx2.TransportError as error:
+    except HTTPError as error:
         return f'{endpoint} is unreachable ({type(error).__name__}: {error})'
     return None
 
