@@ -79,9 +79,11 @@ def hub_unreachable_reason(timeout_s=HUB_PROBE_TIMEOUT_S):
     from huggingface_hub.utils import get_session
     endpoint = hub_endpoint()
     try:
-        # head() raises only for transport failures, never for an HTTP status.
+        # head() raises only for transport failures, never for an HTTP status. huggingface_hub
+        # 1.x (httpx) raises them as its HTTPError; 0.x (requests) as requests' RequestException,
+        # an OSError (make test-oldest runs 0.25).
         get_session().head(endpoint, timeout=timeout_s)
-    except HTTPError as error:
+    except (HTTPError, OSError) as error:
         return f'{endpoint} is unreachable ({type(error).__name__}: {error})'
     return None
 
