@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.genpercept-installed
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: all venv system-deps test lint demo bench clean colcon-build
 
@@ -41,8 +42,11 @@ test: venv
 lint: venv
 	$(PY) -m pytest -q -m linter
 
+# make demo ARGS="--model-root DIR --frames 10"; GENPERCEPT_MODEL_ROOT=DIR (environment or make
+# variable) is the same as ARGS="--model-root DIR".
 demo: venv
-	$(VENV)/bin/genpercept demo --output demo_output
+	$(VENV)/bin/genpercept demo --output demo_output \
+		$(if $(GENPERCEPT_MODEL_ROOT),--model-root '$(GENPERCEPT_MODEL_ROOT)') $(ARGS)
 
 bench: venv
 	$(PY) benchmarks/bench_cpu_side.py

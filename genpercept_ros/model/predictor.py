@@ -110,10 +110,12 @@ class GenPerceptPredictor:
     @classmethod
     def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
                         device=None, dtype=None, allow_pickle=False, channels_last=False,
-                        torch_compile=False, max_batch_size=8, profile=False):
+                        torch_compile=False, max_batch_size=8, profile=False, progress=None):
         """
         Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
 
+        ``progress``, when given, is called as ``progress(done, total, label)`` before each
+        component loads and once at the end (``done == total``), for progress bars.
         Raises WeightsError for missing/corrupt/mismatched weights and ValueError for bad
         arguments.
         """
@@ -130,14 +132,26 @@ class GenPerceptPredictor:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle)
         unets, heads, vaes, conditionings = {}, {}, {}, {}
+        total = (len({s.conditioning for s in specs.values()})
+                 + len({(s.vae_repo, s.vae_subfolder) for s in specs.values()})
+                 + len(specs) + sum(1 for s in specs.values() if s.has_dpt_head))
+        done = [0]
+
+        def step(label):
+            if progress is not None:
+                progress(done[0], total, label)
+            done[0] += 1
         for spec in specs.values():
             if spec.conditioning not in conditionings:
+                step('text encoder')
                 conditionings[spec.conditioning] = empty_prompt_embedding(
                     locator, spec.conditioning).to(device, dtype)
             key = (spec.vae_repo, spec.vae_subfolder)
             if key not in vaes:
+                step('VAE')
                 vaes[key] = place_module(load_vae(locator, *key), device, vae_dtype, memory_format)
         for task, spec in specs.items():
+            step(f'{spec.name} UNet')
             unet = load_unet(locator, spec)
             width = conditionings[spec.conditioning].shape[-1]
             if unet.config.cross_attention_dim != width:
@@ -147,9 +161,12 @@ class GenPerceptPredictor:
                     'text encoder come from different model families')
             unets[task] = place_module(unet, device, dtype, memory_format)
             if spec.has_dpt_head:
+                step(f'{spec.name} DPT head')
                 heads[task] = place_module(
                     load_dpt_head(locator, spec), device, dtype, memory_format)
         gc.collect()
+        if progress is not None:
+            progress(total, total, 'done')
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
                         model_root=model_root, profile=profile)
