@@ -356,7 +356,7 @@ def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_r
     np.testing.assert_allclose(fitted[:2], [scale, shift], rtol=1e-3, atol=1e-3)
 
 
-def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
+def test_unknown_type_without_definition_is_copied_without_one(tmp_path):
     from genpercept_ros.offline.bag_io import BagWriter
     from genpercept_ros.offline.bag_io import Record
     from rosbags.interfaces import Connection
@@ -374,15 +374,17 @@ def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
     writer = BagWriter(tmp_path / 'out', 'sqlite3')
     # A standard type without a stored definition gets it from the typestore ...
     writer.copy(Record(connection(1, '/chatter', 'std_msgs/msg/String'), 5, data))
-    # ... a custom one cannot be declared and is reported.
+    # ... a custom one is copied as bytes under its type, with an empty definition.
     writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 6, b'\x00\x01\x00\x00'))
-    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 7, b'\x00\x01\x00\x00'))
+    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 7, b'\x00\x01\x00\x02'))
     writer.close()
-    [(reason, count)] = writer.skipped.values()
-    assert '/custom' in reason and 'my_pkg/msg/Thing' in reason and count == 2
-    result, _ = read_bag(tmp_path / 'out')
-    assert set(result) == {'/chatter'}
-    assert result['/chatter'][1][0][2].data == 'x'
+    assert writer.skipped == {} and writer.undefined == {'/custom': 'my_pkg/msg/Thing'}
+    with Reader(tmp_path / 'out') as reader:
+        types = {c.topic: (c.msgtype, c.msgdef.data) for c in reader.connections}
+        custom = [(t, bytes(raw)) for c, t, raw in reader.messages() if c.topic == '/custom']
+    assert types['/custom'] == ('my_pkg/msg/Thing', '')
+    assert types['/chatter'][1].strip() == 'string data'
+    assert custom == [(6, b'\x00\x01\x00\x00'), (7, b'\x00\x01\x00\x02')]
 
 
 @pytest.mark.parametrize('storage, suffix', [('mcap', '.mcap'), ('sqlite3', '.db3')])
