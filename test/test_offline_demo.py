@@ -171,3 +171,110 @@ def test_bad_options(tmp_path, capsys):
     assert _run(['--frames', '0', '--output', str(tmp_path)]) == 2
     assert '--frames' in capsys.readouterr().err
     assert _run(['--rate', '-1', '--output', str(tmp_path)]) == 2
+
+
+def _strict(text):
+    def refuse(constant):
+        raise ValueError(f'bare {constant} is not JSON')
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_summary_is_strict_json(short_demo):
+    _, out, _ = short_demo
+    summary = _strict((out / 'summary.json').read_text())
+    # The range mode fits nothing: the scale report's inlier ratio and residual are missing.
+    assert summary['scale']['inlier_ratio'] is None and summary['scale']['residual'] is None
+    assert summary['scale']['scale'] > 0
+
+
+def test_strict_json_writes_null_for_missing_numbers():
+    text = results.strict_json({'a': float('nan'), 'b': [np.float32('inf'), np.float64(2.5)],
+                                'c': np.array([1.0, np.nan]), 'd': {'e': -float('inf')}})
+    assert _strict(text) == {'a': None, 'b': [None, 2.5], 'c': [1.0, None], 'd': {'e': None}}
+
+
+def test_depth_picture_shows_prediction_truth_and_metres(short_demo):
+    import cv2
+    from genpercept_ros.geometry.colorize import colorize_depth
+    from genpercept_ros.offline.demo.nodes import render_frames
+    _, out, _ = short_demo
+    summary = _strict((out / 'summary.json').read_text())
+    width, height = summary['camera']['width'], summary['camera']['height']
+    assert summary['files']['depth'] == 'depth.png'
+    picture = cv2.imread(str(out / 'depth.png'))[:, :, ::-1]
+    k = -(-results.PICTURE_MIN_PANEL_WIDTH // width)       # panels enlarged k times
+    assert k > 1 and picture.shape[1] == 2 * k * width + 4
+    assert picture.shape[0] > k * height + 20
+    near, far = 0.8, 6.5          # the demo's range mapping
+    # Right panel: the rendered true depth of one of the published frames (below the title).
+    _, scenes = render_frames(width, height, FRAMES)
+    right = picture[k * 10:k * height:k, k * width + 4::k]
+    assert any(np.array_equal(right, colorize_depth(s.depth, near, far)[10:]) for s in scenes)
+    # Left panel: the published metric depth, same colours (it differs from the truth).
+    assert not np.array_equal(picture[k * 10:k * height:k, :k * width:k], right)
+    # Colour bar: near (left end) to far (right end) of the same map.
+    bar = picture[k * height + 8, 30:2 * k * width + 4 - 30]
+    np.testing.assert_array_equal(bar[0], colorize_depth(np.full((1, 1), near), near, far)[0, 0])
+    np.testing.assert_array_equal(bar[-1], colorize_depth(np.full((1, 1), far), near, far)[0, 0])
+
+
+def test_colour_bar_labels_near_and_far_in_metres(monkeypatch):
+    import cv2
+    drawn = []
+    real = cv2.putText
+
+    def record(image, text, *args, **kwargs):
+        drawn.append(text)
+        return real(image, text, *args, **kwargs)
+    monkeypatch.setattr(cv2, 'putText', record)
+    strip = results.colour_bar(300, 0.8, 6.5)
+    assert strip.shape == (42, 300, 3)
+    assert {'near 0.8 m', '3.65 m', 'far 6.5 m'} <= set(drawn)
+
+
+def test_camera_records_no_more_pixels_than_the_model_sees():
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args([])
+    assert demo.camera_size(args, 128) == (128, 96)        # tiny weights
+    assert demo.camera_size(args, 192) == (192, 144)       # real weights on the CPU
+    assert demo.camera_size(args, 768) == (320, 240)       # real weights on CUDA
+    assert demo.camera_size(args, 0) == (320, 240)         # native resolution
+    assert demo.camera_size(parser.parse_args(['--width', '400', '--height', '300']),
+                           128) == (400, 300)
+    assert demo.camera_size(parser.parse_args(['--short']), 768) == (128, 96)
+
+
+def test_make_demo_passes_the_model_root(tmp_path):
+    """`make demo ARGS="--model-root DIR"` and GENPERCEPT_MODEL_ROOT reach `genpercept demo`."""
+    import os
+    from pathlib import Path
+    import shutil
+    import subprocess
+    if shutil.which('make') is None:
+        pytest.skip('make is not installed')
+    repo = Path(__file__).resolve().parents[1]
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    tool = venv / 'bin' / 'genpercept'
+    tool.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "argv"}\n')
+    tool.chmod(0o755)
+    stamp = venv / '.genpercept-installed'
+    stamp.touch()
+    newest = max((repo / name).stat().st_mtime for name in
+                 ('requirements.txt', 'setup.py', 'package.xml'))
+    os.utime(stamp, (newest + 10, newest + 10))
+    env = {**os.environ, 'PYTHON': 'false'}
+    env.pop('GENPERCEPT_MODEL_ROOT', None)
+
+    def make(*extra, environment=env):
+        subprocess.run(['make', '-s', '-C', str(repo), 'demo', f'VENV={venv}', *extra],
+                       check=True, env=environment, stdout=subprocess.DEVNULL)
+        return (tmp_path / 'argv').read_text().split('\n')[:-1]
+    assert make('ARGS=--model-root /weights --frames 3') == [
+        'demo', '--output', 'demo_output', '--model-root', '/weights', '--frames', '3']
+    assert make('ARGS=--model-root /weights') == [
+        'demo', '--output', 'demo_output', '--model-root', '/weights']
+    assert make(environment={**env, 'GENPERCEPT_MODEL_ROOT': '/my weights'}) == [
+        'demo', '--output', 'demo_output', '--model-root', '/my weights']
+    assert make() == ['demo', '--output', 'demo_output']

@@ -81,34 +81,39 @@ def depth_accuracy(relative, kind, ground_truth):
             'delta1': float(np.mean(np.maximum(ratio, 1.0 / ratio) < 1.25))}
 
 
-def _label(image, text, origin, scale=0.4):
+def _label(image, text, origin, scale=0.5):
     """Draw white text with a dark outline (readable on any colour) on an RGB image."""
     import cv2
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+    for colour, thickness in (((0, 0, 0), 2), ((255, 255, 255), 1)):
         cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
                     cv2.LINE_AA)
 
 
-def colour_bar(width, near_m, far_m, height=14, margin=30):
+def colour_bar(width, near_m, far_m, height=16, margin=30):
     """
     Return an RGB strip: the Spectral bar from ``near_m`` to ``far_m`` labelled in metres.
 
     The bar spans the columns ``[margin, width - margin)`` (near left, far right, as
-    `colorize_depth` maps low to high) with the near and far values, and the midpoint, written
-    below it. Returns ``(height + 18, width, 3)`` uint8.
+    `colorize_depth` maps low to high), with ticks and the near, middle and far values in
+    metres below it. Returns ``(height + 26, width, 3)`` uint8.
     """
+    import cv2
     from genpercept_ros.geometry.colorize import colorize_depth
-    strip = np.full((height + 18, width, 3), 32, dtype=np.uint8)
+    strip = np.full((height + 26, width, 3), 32, dtype=np.uint8)
     span = max(width - 2 * margin, 2)
     ramp = np.linspace(near_m, far_m, span, dtype=np.float32)[None].repeat(height, axis=0)
     strip[:height, margin:margin + span] = colorize_depth(ramp, near_m, far_m)
     for text, x in ((f'near {near_m:.3g} m', margin),
                     (f'{(near_m + far_m) / 2:.3g} m', margin + span // 2),
                     (f'far {far_m:.3g} m', margin + span - 1)):
-        strip[height:height + 4, max(x - 1, 0):x + 1] = 255
-        _label(strip, text, (int(np.clip(x - 4 * len(text), 0, width - 8 * len(text))),
-                             height + 15), scale=0.35)
+        strip[height:height + 5, max(x - 1, 0):x + 1] = 255
+        (text_width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        left = int(np.clip(x - text_width // 2, 2, max(2, width - text_width - 2)))
+        _label(strip, text, (left, height + 21), scale=0.45)
     return strip
+
+
+PICTURE_MIN_PANEL_WIDTH = 320
 
 
 def depth_comparison(predicted_m, truth_m, near_m, far_m, titles=('prediction', 'ground truth')):
@@ -116,14 +121,22 @@ def depth_comparison(predicted_m, truth_m, near_m, far_m, titles=('prediction', 
     Return the demo's depth picture: predicted and true metric depth side by side.
 
     Both (H, W) float metre maps are coloured over the same ``[near_m, far_m]`` (Spectral, NaN
-    black) under a shared `colour_bar`; the titles are written in the top-left corners.
-    Returns ``(H + bar, 2 W + 4, 3)`` uint8 RGB.
+    black), enlarged ``k`` times (nearest pixel, the smallest integer making a panel at least
+    :data:`PICTURE_MIN_PANEL_WIDTH` wide, so titles and labels stay legible), with a shared
+    `colour_bar` below; the titles are written in the top-left corners.
+    Returns ``(k H + bar, 2 k W + 4, 3)`` uint8 RGB.
     """
+    import cv2
     from genpercept_ros.geometry.colorize import colorize_depth
+    height, width = np.shape(truth_m)
+    factor = max(1, -(-PICTURE_MIN_PANEL_WIDTH // width))
     panels = []
     for depth, title in zip((predicted_m, truth_m), titles):
         panel = colorize_depth(np.asarray(depth, dtype=np.float32), near_m, far_m)
-        _label(panel, title, (4, 14))
+        if factor > 1:
+            panel = cv2.resize(panel, (width * factor, height * factor),
+                               interpolation=cv2.INTER_NEAREST)
+        _label(panel, title, (6, 20))
         panels.append(panel)
     gap = np.full((panels[0].shape[0], 4, 3), 32, dtype=np.uint8)
     top = np.concatenate([panels[0], gap, panels[1]], axis=1)
