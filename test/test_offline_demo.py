@@ -240,8 +240,8 @@ def test_camera_records_no_more_pixels_than_the_model_sees():
     assert demo.camera_size(args, 192) == (192, 144)       # real weights on the CPU
     assert demo.camera_size(args, 768) == (320, 240)       # real weights on CUDA
     assert demo.camera_size(args, 0) == (320, 240)         # native resolution
-    assert demo.camera_size(parser.parse_args(['--width', '400', '--height', '300']),
-                           128) == (400, 300)
+    explicit = parser.parse_args(['--width', '400', '--height', '300'])
+    assert demo.camera_size(explicit, 128) == (400, 300)
     assert demo.camera_size(parser.parse_args(['--short']), 768) == (128, 96)
 
 

@@ -31,8 +31,6 @@ import numpy as np
 from PIL import Image
 import pytest
 from rosbags.rosbag2 import Reader
-import yaml
-
 from test_offline_bag import _rgb
 from test_offline_bag import CX
 from test_offline_bag import CY
@@ -43,14 +41,16 @@ from test_offline_bag import RES
 from test_offline_bag import TS
 from test_offline_bag import W
 from test_offline_bag import write_bag
+import yaml
 
-CAMERA_YAML = (f'image_width: {W}\nimage_height: {H}\ncamera_name: cam\n'
-               f'camera_matrix: {{rows: 3, cols: 3, data: [{FX}, 0, {CX}, 0, {FX}, {CY}, 0, 0, 1]}}\n'
-               'distortion_model: plumb_bob\n'
-               'distortion_coefficients: {rows: 1, cols: 5, data: [0, 0, 0, 0, 0]}\n'
-               'rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}\n'
-               f'projection_matrix: {{rows: 3, cols: 4, data: [{FX}, 0, {CX}, 0, 0, {FX}, {CY}, 0, '
-               '0, 0, 1, 0]}\n')
+CAMERA_YAML = (
+    f'image_width: {W}\nimage_height: {H}\ncamera_name: cam\n'
+    f'camera_matrix: {{rows: 3, cols: 3, data: [{FX}, 0, {CX}, 0, {FX}, {CY}, 0, 0, 1]}}\n'
+    'distortion_model: plumb_bob\n'
+    'distortion_coefficients: {rows: 1, cols: 5, data: [0, 0, 0, 0, 0]}\n'
+    'rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}\n'
+    f'projection_matrix: {{rows: 3, cols: 4, data: [{FX}, 0, {CX}, 0, 0, {FX}, {CY}, 0, '
+    '0, 0, 1, 0]}\n')
 
 
 def _run(module, argv):
@@ -166,7 +166,7 @@ def test_contradicting_alias_and_unknown_parameter_are_refused(
 # Random weights and loading ---------------------------------------------------------------------
 
 def _real_looking_root(tiny_model_root, tmp_path):
-    """The tiny checkpoints without the random-weights marker (what a real root looks like)."""
+    """Copy the tiny checkpoints without the random-weights marker (as a real root looks)."""
     from genpercept_ros.model.tiny_weights import RANDOM_WEIGHTS_MARKER
     root = tmp_path / 'unmarked'
     shutil.copytree(tiny_model_root, root)
@@ -289,8 +289,10 @@ def write_humble_bag(path, frames=2):
               ('/cam/camera_info', 'sensor_msgs/msg/CameraInfo'), ('/cam/status', STATUS_TYPE)]
     for index, (name, msgtype) in enumerate(topics, start=1):
         db.execute('INSERT INTO topics VALUES(?, ?, ?, ?, ?)', (index, name, msgtype, 'cdr', ''))
-    image_cls, info_cls = TS.types['sensor_msgs/msg/Image'], TS.types['sensor_msgs/msg/CameraInfo']
-    stamp_cls, header_cls = TS.types['builtin_interfaces/msg/Time'], TS.types['std_msgs/msg/Header']
+    image_cls = TS.types['sensor_msgs/msg/Image']
+    info_cls = TS.types['sensor_msgs/msg/CameraInfo']
+    stamp_cls = TS.types['builtin_interfaces/msg/Time']
+    header_cls = TS.types['std_msgs/msg/Header']
     roi = TS.types['sensor_msgs/msg/RegionOfInterest']
     written = {name: [] for name, _ in topics}
     t0 = 1_700_000_000_000_000_000
@@ -391,7 +393,7 @@ def test_a_vendor_message_that_cannot_be_copied_fails_naming_the_topic(
 # infer: a calibration of another aspect ratio ----------------------------------------------------
 
 def _wide_calibration(path):
-    """The camera calibrated at 2:1 (the images are 56x36, about 14:9)."""
+    """Write the camera calibrated at 2:1 (the images are 56x36, about 14:9)."""
     path.write_text(CAMERA_YAML.replace(f'image_width: {W}', 'image_width: 72'))
     return path
 

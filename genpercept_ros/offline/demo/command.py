@@ -141,8 +141,10 @@ def tiny_weights_root(preferred, output):
 
 def processing_resolution(args, meaningful):
     """
-    Return the model's processing resolution: ``--processing-resolution``, else 128 with random
-    weights and, with real ones, 768 on CUDA and 192 on the CPU (about 20 s a frame there).
+    Return the model's processing resolution for the demo.
+
+    ``--processing-resolution`` when given, else 128 with random weights and, with real ones,
+    768 on CUDA and 192 on the CPU (about 20 s a frame there).
     """
     if args.processing_resolution is not None:
         return args.processing_resolution
