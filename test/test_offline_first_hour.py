@@ -174,7 +174,8 @@ def _real_looking_root(tiny_model_root, tmp_path):
     return root
 
 
-def test_infer_says_random_weights_loudly(same_frame, tiny_model_root, tmp_path, capsys):
+def test_infer_says_random_weights_loudly(
+        same_frame, tiny_model_root, tmp_path, capsys, monkeypatch):
     root, _ = same_frame
     out = tmp_path / 'out'
     assert _run(infer, [str(root / 'frame.png'), '-o', str(out)]
@@ -186,8 +187,17 @@ def test_infer_says_random_weights_loudly(same_frame, tiny_model_root, tmp_path,
     assert summary['predictions_meaningful'] is False
     assert 'GENPERCEPT_RANDOM_WEIGHTS' in summary['weights']['random_weights']
     assert summary['written'] == 1 and summary['failed'] == 0
+    # Without the marker the tiny UNets are still recognised by their size.
     unmarked = _real_looking_root(tiny_model_root, tmp_path)
     out = tmp_path / 'unmarked_out'
+    assert _run(infer, [str(root / 'frame.png'), '-o', str(out)] + _model(unmarked)) == 0
+    assert 'NOT MEANINGFUL' in capsys.readouterr().out
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['predictions_meaningful'] is False
+    assert 'reduced-size' in summary['weights']['random_weights']
+    # Weights the check accepts: no banner, meaningful in the summary.
+    monkeypatch.setattr(infer, 'random_weights_reason', lambda *args: None)
+    out = tmp_path / 'accepted_out'
     assert _run(infer, [str(root / 'frame.png'), '-o', str(out)] + _model(unmarked)) == 0
     assert 'NOT MEANINGFUL' not in capsys.readouterr().out
     summary = json.loads((out / 'summary.json').read_text())
@@ -200,7 +210,7 @@ def _custom_data(bag_path):
     return info['rosbag2_bagfile_information'].get('custom_data') or {}
 
 
-def test_bag_says_random_weights_loudly(tiny_model_root, tmp_path, capsys):
+def test_bag_says_random_weights_loudly(tiny_model_root, tmp_path, capsys, monkeypatch):
     source = tmp_path / 'in'
     image_topic = write_bag(source, 'sqlite3', frames=1)
     out = tmp_path / 'out'
@@ -216,8 +226,15 @@ def test_bag_says_random_weights_loudly(tiny_model_root, tmp_path, capsys):
     out = tmp_path / 'out2'
     assert _run(bag, [str(source), '-o', str(out), '--image-topic', image_topic]
                 + _model(unmarked)) == 0
+    assert 'NOT MEANINGFUL' in capsys.readouterr().out
+    assert 'reduced-size' in _custom_data(out)['genpercept.random_weights']
+    monkeypatch.setattr(bag, 'random_weights_reason', lambda *args: None)
+    out = tmp_path / 'out3'
+    assert _run(bag, [str(source), '-o', str(out), '--image-topic', image_topic]
+                + _model(unmarked)) == 0
     assert 'NOT MEANINGFUL' not in capsys.readouterr().out
     assert _custom_data(out)['genpercept.predictions_meaningful'] == 'true'
+    assert _custom_data(out)['genpercept.random_weights'] == ''
 
 
 def test_tools_say_what_loads_before_loading(same_frame, tiny_model_root, tmp_path, capsys):

@@ -320,7 +320,8 @@ def run(args):
             print(f'genpercept bag: warning: scale_mode is reference but the bag has no '
                   f'{references[0]}; depth falls back as the node does (last fit, then range)',
                   file=sys.stderr)
-        random_reason = random_weights_reason(args.model_root)
+        random_reason = random_weights_reason(
+            args.model_root, [name for name in (args.depth_model, args.normal_model) if name])
         predictor = load_predictor(args, 'bag')
         if predictor is None:
             return 2

@@ -482,7 +482,8 @@ def run(args):
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return _error(f'cannot create the output folder: {error}')
-    random_reason = random_weights_reason(args.model_root)
+    random_reason = random_weights_reason(
+        args.model_root, [name for name in (args.depth_model, args.normal_model) if name])
     predictor = load_predictor(args, 'infer')
     if predictor is None:
         return 2
