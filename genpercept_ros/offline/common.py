@@ -220,8 +220,9 @@ def load_predictor(args, tool='infer'):
     from genpercept_ros.model.weights import WeightsError
     models = ' + '.join(name for name in (args.depth_model, args.normal_model) if name)
     try:
-        device = resolve_device(None if args.device == 'auto' else args.device)
-        dtype = resolve_dtype(None if args.dtype == 'auto' else args.dtype, device)
+        # 'auto' device and dtype are resolved by the model layer (model/runtime.py).
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
     except ValueError as error:
         print(f'genpercept {tool}: cannot load the model: {error}', file=sys.stderr)
         return None
