@@ -25,9 +25,10 @@ import time
 
 from genpercept_ros.model.tiny_weights import RANDOM_WEIGHTS_MARKER
 
-# Alias flag (argparse dest) -> node parameter.
-SCALE_ALIASES = {'depth_scale_mode': 'scale_mode', 'near_m': 'near_m', 'far_m': 'far_m',
-                 'depth_scale': 'depth_scale', 'depth_shift': 'depth_shift'}
+# Alias flag (argparse dest) -> node parameter (flags a tool lacks are skipped).
+FLAG_ALIASES = {'depth_scale_mode': 'scale_mode', 'near_m': 'near_m', 'far_m': 'far_m',
+                'depth_scale': 'depth_scale', 'depth_shift': 'depth_shift',
+                'input_rectified': 'input_rectified'}
 
 # Node parameters that have their own command-line option.
 OPTION_PARAMETERS = {
@@ -41,14 +42,17 @@ def add_model_arguments(parser, processing_resolution=768):
     """Add the options that choose and place the GenPercept model."""
     group = parser.add_argument_group('model')
     group.add_argument('--model-root', default=None, metavar='DIR',
-                       help='folder holding genpercept-models/, GenPercept/ and '
-                            'stable-diffusion-2-1/ (default: the Hugging Face cache)')
-    group.add_argument('--depth-model', default='depth-v2', metavar='VARIANT',
-                       help='depth variant: depth-v2, disparity-v2, disparity-dpt-v2, depth-v1; '
+                       help='folder holding one folder per hub repo (genpercept-models/, '
+                            'stable-diffusion-2-1/, marigold-e2e-ft-depth/, ...; default: the '
+                            'Hugging Face cache)')
+    from genpercept_ros.model.registry import DEPTH_MODELS
+    from genpercept_ros.model.registry import NORMAL_MODELS
+    group.add_argument('--depth-model', default='depth-v2', metavar='MODEL',
+                       help=f'depth model: {", ".join(DEPTH_MODELS)}; '
                             "'' disables depth (default: %(default)s)")
-    group.add_argument('--normal-model', default='normal-v2', metavar='VARIANT',
-                       help="normal variant: normal-v2, normal-v1; '' disables normals "
-                            '(default: %(default)s)')
+    group.add_argument('--normal-model', default='normal-v2', metavar='MODEL',
+                       help=f'normal model: {", ".join(NORMAL_MODELS)}; '
+                            "'' disables normals (default: %(default)s)")
     group.add_argument('--device', default='auto',
                        help='cpu, cuda, cuda:N or auto (cuda when available; default: auto)')
     group.add_argument('--dtype', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
@@ -105,7 +109,7 @@ def node_parameters(args):
     Raises ValueError for malformed ``-p`` items and for an alias that contradicts ``-p``.
     """
     params = parse_params(getattr(args, 'param', []))
-    for dest, name in SCALE_ALIASES.items():
+    for dest, name in FLAG_ALIASES.items():
         value = getattr(args, dest, None)
         if value is None:
             continue

@@ -31,10 +31,16 @@ Per image (or video frame ``<video stem>_<index:06d>``) it writes into the outpu
 - ``summary.json``: the run (counts, node parameters, weights, ``predictions_meaningful``).
 
 Every output comes from the node's frame pipeline (:class:`FramePipeline`) with the node's
-parameters (``-p NAME=VALUE``; ``--depth-scale-mode``, ``--near-m``... are aliases), so an image
-gives the same depth and cloud here as through ``genpercept_node`` or ``genpercept bag``.
-A ``--camera-info`` calibration of another aspect ratio than the images is refused (exit 1)
+parameters (``-p NAME=VALUE``; ``--depth-scale-mode``, ``--near-m``..., ``--input-rectified``
+are aliases), so an image gives the same depth and cloud here as through ``genpercept_node`` or
+``genpercept bag``. With ``--camera-info`` the full camera model is used, as by the node: a raw
+(distorted) image is back-projected along its undistorted rays (``plumb_bob``,
+``rational_polynomial``, ``equidistant``), a rectified one with P, decided by
+``input_rectified``. A calibration of another aspect ratio than the images is refused (exit 1)
 unless ``--allow-aspect-change``.
+
+Images are decoded as the node decodes messages (see ``sources.py``): the stored pixel grid
+(EXIF orientation ignored, with a note) and 16-bit values reduced by ``v >> 8``.
 
 A stem whose outputs all exist is skipped unless ``--overwrite``. Unreadable inputs are reported
 and skipped; the exit status is then non-zero.
@@ -82,7 +88,12 @@ def add_arguments(parser):
                         help='recompute stems whose outputs already exist')
     camera = parser.add_argument_group('intrinsics (point clouds)')
     camera.add_argument('--camera-info', metavar='FILE.yaml',
-                        help='camera_calibration YAML of the camera that took the images')
+                        help='camera_calibration YAML of the camera that took the images '
+                             '(K, D, R, P and distortion_model are used)')
+    camera.add_argument('--input-rectified', default=None, choices=('auto', 'true', 'false'),
+                        help='= -p input_rectified=: with --camera-info, are the images '
+                             'rectified (P) or raw (K and D)? auto: rectified exactly when every '
+                             'D coefficient is 0 (default: auto)')
     camera.add_argument('--allow-aspect-change', action='store_true',
                         help='accept a --camera-info calibrated at another aspect ratio than '
                              'the images (each axis rescaled separately); refused otherwise')
@@ -147,7 +158,7 @@ class _Cameras:
                 'without cropping'), None
 
 
-def _cameras_from_args(args):
+def _cameras_from_args(args, input_rectified):
     focal = [getattr(args, name) for name in ('fx', 'fy', 'cx', 'cy')]
     given = [v is not None for v in focal]
     if args.camera_info and any(given):
@@ -155,13 +166,14 @@ def _cameras_from_args(args):
     if any(given) and not all(given):
         raise ValueError('--fx, --fy, --cx and --cy must be given together')
     if args.camera_info:
-        from genpercept_ros.messages.camera_info import resolve_camera_info
-        from genpercept_ros.messages.errors import CodecError
+        from genpercept_ros.messages.camera_info import resolve_camera_model
         from .camera_yaml import load_camera_yaml
         info = load_camera_yaml(args.camera_info).camera_info
+        # Unusable calibrations and unsupported distortion models fail here, before any work.
         try:
-            resolve_camera_info(info, int(info.width), int(info.height))
-        except CodecError as error:
+            resolve_camera_model(info, int(info.width), int(info.height),
+                                 input_rectified).model.check_distortion()
+        except ValueError as error:
             raise ValueError(f'{args.camera_info}: {error}') from None
         return _Cameras(camera_info=info, source=args.camera_info)
     if all(given):
@@ -465,7 +477,7 @@ def run(args):
     if not files:
         return _error('nothing to process')
     try:
-        cameras = _cameras_from_args(args)
+        cameras = _cameras_from_args(args, settings.input_rectified)
     except ValueError as error:
         return _error(error)
     message = _check_sizes(files, cameras, args.allow_aspect_change)
