@@ -142,7 +142,7 @@ def test_bad_raw_images_and_camera_info(harness, make_node):  # noqa: F811
 
 def test_bad_compressed_images(harness, make_node):  # noqa: F811
     """Corrupt, truncated and mislabelled CompressedImage payloads are reported."""
-    node, namespace = make_node(normal_model='', input_transport='compressed')
+    node, namespace = make_node(normal_model='', image_transport='compressed')
     harness.subscribe(namespace, ['depth/image'])
     image_pub, info_pub = harness.camera(namespace, compressed=True)
     channel = node.core.channels[0]

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 import rclpy
@@ -46,7 +47,7 @@ PROCESS_TIMEOUT_S = 120.0
 OUTPUTS = {
     'depth_relative/image': Image, 'depth/image': Image, 'depth/camera_info': CameraInfo,
     'depth/colored': Image, 'normals/image': Image, 'normals/colored': Image,
-    'points': PointCloud2, 'scale': Float64MultiArray,
+    'points': PointCloud2, 'scale': Float64MultiArray, 'depth/scale': DiagnosticArray,
 }
 
 

@@ -23,7 +23,6 @@ Command-line options shared by the offline jobs: model choice, node parameters, 
 import sys
 import time
 
-from genpercept_ros.model.tiny_weights import RANDOM_WEIGHTS_MARKER
 
 # Alias flag (argparse dest) -> node parameter (flags a tool lacks are skipped).
 FLAG_ALIASES = {'depth_scale_mode': 'scale_mode', 'near_m': 'near_m', 'far_m': 'far_m',
@@ -143,35 +142,17 @@ def random_weights_reason(model_root, models):
     """
     Return why the weights ``models`` load from ``model_root`` are not meaningful, or None.
 
-    Random: the folder carries :data:`RANDOM_WEIGHTS_MARKER` (``genpercept make-tiny-weights``,
-    the demo's fallback). Reduced size: a UNet whose ``block_out_channels`` differ from
-    SD 2.1's (GenPercept's UNets are fine-tuned SD 2.1 UNets). Weights that cannot be found
-    return None here: loading them reports that. The same rule as the node's and the demo's.
+    The model layer's :func:`~genpercept_ros.model.weights.weights_origin` decides, as for the
+    node and the demo: random (the folder carries the random-weights marker) or reduced size.
+    Weights that cannot be found return None here: loading them reports that.
     """
-    from genpercept_ros.model.configs import SD21_UNET_CONFIG
-    from genpercept_ros.model.registry import get_model_spec
-    from genpercept_ros.model.weights import read_json
+    from genpercept_ros.model.weights import weights_origin
     from genpercept_ros.model.weights import WeightsError
-    from genpercept_ros.model.weights import WeightsLocator
-    from pathlib import Path
-    if model_root and (Path(model_root) / RANDOM_WEIGHTS_MARKER).is_file():
-        return (f'{model_root} holds randomly initialised weights ({RANDOM_WEIGHTS_MARKER}); '
-                'the outputs are noise, not predictions')
-    real = list(SD21_UNET_CONFIG['block_out_channels'])
     try:
-        locator = WeightsLocator(model_root, models)
-        for name in models:
-            spec = get_model_spec(name)
-            config = read_json(locator.resolve(spec.unet_repo,
-                                               f'{spec.unet_subfolder}/config.json'))
-            channels = list(config.get('block_out_channels') or real)
-            if channels != real:
-                return (f'{model_root or "the Hugging Face cache"} holds reduced-size (test) '
-                        f'weights, not GenPercept: the {name} UNet has block_out_channels '
-                        f'{channels}, GenPercept {real}')
+        origin = weights_origin(model_root, models)
     except (WeightsError, ValueError):
         return None
-    return None
+    return None if origin.meaningful else origin.reason
 
 
 def banner(lines, width=78):
