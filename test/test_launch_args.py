@@ -67,6 +67,10 @@ PARAMETER_CASES = {
     'depth_shift': ('-0.25', -0.25),
     'reference_type': ('points', 'points'),
     'cloud_decimation': ('4', 4),
+    'camera_height_m': ('0.35', 0.35),
+    'ground_orientation': ('parameters', 'parameters'),
+    'camera_pitch_deg': ('-12.5', -12.5),
+    'camera_roll_deg': ('3', 3.0),
 }
 
 

@@ -37,6 +37,8 @@ PROMISED = {
     'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_depth',
     'max_input_pixels',
     'output_reliability', 'output_depth', 'diagnostics_period_s',
+    'camera_height_m', 'base_frame', 'camera_pitch_deg', 'camera_roll_deg',
+    'ground_normal_tolerance_deg', 'min_confidence', 'ground_orientation',
 }
 
 

@@ -97,7 +97,8 @@ _MODEL_ARGUMENTS = (
     _param('frame_id', 'frame_id stamped on the outputs (the camera optical frame); unset '
            'keeps the input image frame_id.', kind='frame'),
     _param('scale_mode', "Metric depth: 'range' maps onto [near_m, far_m], 'fixed' uses "
-           "depth_scale/depth_shift, 'reference' fits to a metric reference topic.",
+           "depth_scale/depth_shift, 'reference' fits to a metric reference topic, 'ground' "
+           'fits to the floor seen from camera_height_m.',
            choices=PARAMETER_SPECS['scale_mode'].choices),
     _param('near_m', "Nearest depth of scale_mode 'range', metres."),
     _param('far_m', "Farthest depth of scale_mode 'range', metres."),
@@ -105,6 +106,15 @@ _MODEL_ARGUMENTS = (
     _param('depth_shift', "Shift t of scale_mode 'fixed'."),
     _param('reference_type', "Reference of scale_mode 'reference': a depth Image or a "
            'PointCloud2.', choices=PARAMETER_SPECS['reference_type'].choices),
+    _param('camera_height_m', 'Camera optical centre above the floor, metres (scale_mode '
+           "'ground')."),
+    _param('ground_orientation', "Floor orientation source: 'auto' (TF, then pitch/roll, then "
+           "normals), 'tf', 'parameters' or 'normals'.",
+           choices=PARAMETER_SPECS['ground_orientation'].choices),
+    _param('camera_pitch_deg', 'Camera pitch in degrees, > 0 looks down (floor orientation '
+           'without TF).'),
+    _param('camera_roll_deg', 'Camera roll about the optical axis in degrees, > 0 = right side '
+           'down.'),
     _param('cloud_decimation', 'Keep every N-th row and column of `points`.'),
 )
 

@@ -23,15 +23,20 @@ from std_msgs.msg import MultiArrayDimension
 from .filters import filter_depth
 from .filters import normals_agreement
 from .filters import voxel_points
+from .ground import floor_and_obstacles
 from .topics import CLOUD_TOPICS
 from .topics import DEPTH_COLORED_TOPIC
+from .topics import DEPTH_CONFIDENCE_TOPIC
 from .topics import DEPTH_INFO_TOPIC
 from .topics import DEPTH_TOPIC
+from .topics import FLOOR_TOPICS
+from .topics import GROUND_MASK_TOPIC
 from .topics import METRIC_TOPICS
 from .topics import NORMAL_TOPICS
 from .topics import NORMALS_COLORED_TOPIC
 from .topics import NORMALS_TOPIC
 from .topics import output_topics
+from .topics import POINTS_OBSTACLES_TOPIC
 from .topics import POINTS_TOPIC
 from .topics import POINTS_VOXEL_TOPIC
 from .topics import relative_topic
@@ -41,6 +46,7 @@ from ..geometry.backproject import backproject
 from ..geometry.backproject import decimate
 from ..geometry.colorize import colorize_depth
 from ..geometry.colorize import normals_to_rgb
+from ..geometry.confidence import depth_confidence
 from ..messages.camera_info import intrinsics_to_camera_info
 from ..messages.camera_info import resolve_camera_info
 from ..messages.errors import CodecError
@@ -56,9 +62,25 @@ def topics_needing(wanted, depth_kind, has_normals, settings):
     if depth_kind is not None and wanted & set(output_topics(depth_kind, False)):
         tasks += ('depth',)
     if has_normals and (wanted & set(NORMAL_TOPICS) or (
-            'depth' in tasks and settings.cloud_normals and POINTS_TOPIC in wanted)):
+            'depth' in tasks and _metric_needs_normals(wanted, settings))):
         tasks += ('normal',)
     return tasks
+
+
+def _metric_needs_normals(wanted, settings):
+    """Return whether the metric outputs ``wanted`` use the predicted normals."""
+    if settings.scale_mode == 'ground' or wanted & {DEPTH_CONFIDENCE_TOPIC, *FLOOR_TOPICS}:
+        return True
+    if settings.min_confidence > 0 and wanted & set(CLOUD_TOPICS):
+        return True
+    if settings.cloud_normals and wanted & {POINTS_TOPIC, POINTS_OBSTACLES_TOPIC}:
+        return True
+    # A floor up vector that may have to be estimated from the normals (the scale report
+    # carries it even when no floor topic is wanted this frame).
+    estimated = settings.ground_orientation == 'normals' or (
+        settings.ground_orientation == 'auto' and settings.camera_pitch_deg == 0.0
+        and settings.camera_roll_deg == 0.0)
+    return settings.camera_height_m > 0 and settings.scale_mode != 'range' and estimated
 
 
 def scale_message(report):
@@ -69,12 +91,14 @@ def scale_message(report):
     return msg
 
 
-def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals):
+def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals,
+                   up_lookup=None):
     """
     Fill ``result.outputs`` with the ``wanted`` messages of one frame.
 
     ``relative`` (HxW float32) and ``normals`` (HxWx3 float32, optical frame) are the
-    prediction at the output resolution, or None when not predicted.
+    prediction at the output resolution, or None when not predicted; ``up_lookup`` the TF
+    lookup for the floor orientation (see :class:`~.frames.FramePipeline`) or None.
     """
     wanted = set(wanted)
     outputs = result.outputs
@@ -98,14 +122,16 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
     if relative is None or not needs_metric:
         return
 
-    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, *CLOUD_TOPICS})
-                        or settings.scale_mode == 'reference' or settings.depth_normals_check)
+    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, DEPTH_CONFIDENCE_TOPIC, *CLOUD_TOPICS,
+                                       *FLOOR_TOPICS})
+                        or settings.scale_mode in ('reference', 'ground')
+                        or settings.depth_normals_check)
     intrinsics = None
     if needs_intrinsics:
         intrinsics = _output_intrinsics(frame, width, height, result.problems)
 
     depth_m, report = scale_state.metric_depth(relative, depth_kind, frame.header, intrinsics,
-                                               settings, result.problems)
+                                               settings, result.problems, normals, up_lookup)
     result.scale = report
     depth_m = filter_depth(depth_m, relative, depth_kind, settings)
 
@@ -124,8 +150,44 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         return
     if settings.depth_normals_check and normals is not None:
         result.normals_agreement_deg = normals_agreement(depth_m, intrinsics, normals)
+    confidence = None
+    if DEPTH_CONFIDENCE_TOPIC in wanted or (settings.min_confidence > 0
+                                            and wanted & set(CLOUD_TOPICS)):
+        confidence = depth_confidence(depth_m, intrinsics, normals, relative, depth_kind)
+        if DEPTH_CONFIDENCE_TOPIC in wanted:
+            outputs[DEPTH_CONFIDENCE_TOPIC] = array_to_image(confidence, '32FC1', header)
+    obstacle = None
+    floor_configured = settings.scale_mode == 'ground' or (
+        settings.camera_height_m > 0 and settings.scale_mode != 'range')
+    # Asked for explicitly (a subscriber) without a floor configured: say why nothing comes.
+    if wanted & set(FLOOR_TOPICS) and (floor_configured or frame.wanted is not None):
+        floor, obstacle = _floor(report, depth_m, intrinsics, normals, settings, result.problems)
+        if floor is not None and GROUND_MASK_TOPIC in wanted:
+            outputs[GROUND_MASK_TOPIC] = array_to_image(
+                np.where(floor, np.uint8(255), np.uint8(0)), 'mono8', header)
     if wanted & set(CLOUD_TOPICS):
-        _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals)
+        if confidence is not None and settings.min_confidence > 0:
+            depth_m = np.where(confidence >= settings.min_confidence, depth_m,
+                               np.float32(np.nan))
+        _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals,
+                      obstacle)
+
+
+def _floor(report, depth_m, intrinsics, normals, settings, problems):
+    """Return ``(floor, obstacle)`` masks, or ``(None, None)`` with a problem saying why."""
+    if settings.camera_height_m <= 0 or settings.scale_mode == 'range':
+        problems.append(('ground', 'ground/mask and points_obstacles need the floor: set '
+                         "camera_height_m with scale_mode 'ground' (or 'fixed'/'reference')"))
+        return None, None
+    if report.source == 'fallback':
+        problems.append(('ground', 'metric scale fell back to the assumed range: no '
+                         'ground/mask or points_obstacles for this frame'))
+        return None, None
+    if report.up is None:
+        problems.append(('ground', f'floor orientation unknown ({report.up_source or "none"}): '
+                         'no ground/mask or points_obstacles for this frame'))
+        return None, None
+    return floor_and_obstacles(depth_m, intrinsics, normals, report.up, settings)
 
 
 def _output_intrinsics(frame, width, height, problems):
@@ -163,7 +225,9 @@ def _colour_range(depth_m, report, settings):
     return float(low), float(max(high, low + 1e-6))
 
 
-def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals):
+def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals,
+                  obstacle=None):
+    """Build ``points``, ``points_voxel`` and (with an ``obstacle`` mask) ``points_obstacles``."""
     height, width = depth_m.shape
     factor = settings.cloud_decimation
     cloud_depth = decimate(depth_m, factor)
@@ -179,6 +243,10 @@ def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics,
     cloud_normals = None
     if settings.cloud_normals and normals is not None:
         cloud_normals = decimate(normals, factor)
+    if obstacle is not None and POINTS_OBSTACLES_TOPIC in wanted:
+        obstacle_depth = np.where(decimate(obstacle, factor), cloud_depth, np.float32(np.nan))
+        outputs[POINTS_OBSTACLES_TOPIC] = depth_to_pointcloud(
+            header, obstacle_depth, cloud_intrinsics, rgb=rgb, normals=cloud_normals)
     voxels = POINTS_VOXEL_TOPIC in wanted and settings.voxel_size > 0
     if not voxels:
         if POINTS_TOPIC in wanted:

@@ -37,6 +37,7 @@ from .session import run_demo
 RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'  # = tiny_weights.RANDOM_WEIGHTS_MARKER
 REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
 DEMO_MODELS = ('depth-v2', 'normal-v2')
+SCALE_MODES = ('range', 'reference', 'ground')
 
 
 def add_arguments(parser):
@@ -66,7 +67,13 @@ def add_arguments(parser):
                              '(default: %(default)s)')
     parser.add_argument('--metric-reference', action='store_true',
                         help='also publish the true depth on reference/depth and run the node '
-                             'with scale_mode reference (metric depth fitted per frame)')
+                             'with scale_mode reference (metric depth fitted per frame); the '
+                             'same as --scale-mode reference')
+    parser.add_argument('--scale-mode', default=None, choices=SCALE_MODES,
+                        help="the node's scale_mode: 'range' (default, assumed scale), "
+                             "'reference' (as --metric-reference) or 'ground' (the room is "
+                             'seen from a known camera height and pitch and the node scales '
+                             'its depth from the floor)')
     parser.add_argument('--tiny-weights-dir', default=None, metavar='DIR',
                         help='where to write the tiny fallback weights (default: '
                              '~/.cache/genpercept_ros/tiny_weights)')
@@ -155,6 +162,8 @@ def _defaults(args):
 
 
 def _check(args, frames, width, height):
+    if args.metric_reference and args.scale_mode not in (None, 'reference'):
+        return f'--metric-reference contradicts --scale-mode {args.scale_mode}'
     if frames < 1:
         return f'--frames must be >= 1, got {frames}'
     if not args.rate > 0:

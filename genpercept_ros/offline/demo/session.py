@@ -30,9 +30,18 @@ from .results import save_frame_files
 DISCOVERY_TIMEOUT_S = 10.0
 
 
+def scale_mode_of(args):
+    """Return the node's scale_mode for the demo options (``--metric-reference`` = reference)."""
+    if args.scale_mode is not None:
+        return args.scale_mode
+    return 'reference' if args.metric_reference else 'range'
+
+
 def _node_parameters(args, model_root, meaningful):
     from rclpy.parameter import Parameter
     import torch
+    from .nodes import GROUND_CAMERA_HEIGHT_M
+    from .nodes import GROUND_CAMERA_PITCH_DEG
     resolution = args.processing_resolution
     if resolution is None:
         cuda = args.device.startswith('cuda') or (args.device == 'auto'
@@ -41,8 +50,12 @@ def _node_parameters(args, model_root, meaningful):
     values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
               'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
               'processing_resolution': int(resolution),
-              'scale_mode': 'reference' if args.metric_reference else 'range',
+              'scale_mode': scale_mode_of(args),
               'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
+    if values['scale_mode'] == 'ground':
+        values.update({'camera_height_m': GROUND_CAMERA_HEIGHT_M,
+                       'ground_orientation': 'parameters',
+                       'camera_pitch_deg': GROUND_CAMERA_PITCH_DEG})
     return [Parameter(name, value=value) for name, value in values.items()], values
 
 
@@ -77,8 +90,10 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
     from .nodes import Recorder
     from .nodes import SyntheticCamera
 
-    intrinsics, scenes = render_frames(width, height, frames)
     parameters, values = _node_parameters(args, model_root, meaningful)
+    intrinsics, scenes = render_frames(width, height, frames,
+                                       values.get('camera_pitch_deg', 0.0))
+    reference = values['scale_mode'] == 'reference'
     bag_path = out / 'bag'
     if bag_path.exists():
         if not (bag_path / 'metadata.yaml').is_file():
@@ -105,9 +120,9 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         output_topics = node.core.pipeline.output_topics()
         writer = BagWriter(bag_path, 'sqlite3')
         recorder = Recorder(NAMESPACE, output_topics, writer, context=context,
-                            record_reference=args.metric_reference)
+                            record_reference=reference)
         camera = SyntheticCamera(scenes, intrinsics, args.rate, NAMESPACE, context=context,
-                                 publish_depth=args.metric_reference)
+                                 publish_depth=reference)
         nodes += [recorder, camera]
         for item in nodes:
             executor.add_node(item)
@@ -202,7 +217,7 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
             metric = image_to_array(messages['depth/image']).astype(np.float64)
             if metric.shape == scene.depth.shape:
                 summary['metric_depth_vs_ground_truth'] = metric_error(
-                    metric, scene.depth, values['scale_mode'])
+                    metric, scene.depth, values['scale_mode'], meaningful, values)
         if 'scale' in messages:
             summary['scale'] = dict(zip(('scale', 'shift', 'inlier_ratio', 'residual'),
                                         (float(v) for v in messages['scale'].data)))
@@ -213,16 +228,30 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
     return summary
 
 
-def metric_error(metric, truth, scale_mode):
+def metric_error(metric, truth, scale_mode, meaningful=True, values=None):
     """Return AbsRel of the published metric depth against the true depth, with its source."""
     ok = np.isfinite(metric) & np.isfinite(truth) & (truth > 0)
-    note = ('scale fitted per frame to the true depth on reference/depth (the node falls back '
-            'to the range mapping when a fit is rejected; see /diagnostics)'
-            if scale_mode == 'reference' else f'{scale_mode} scale (assumed, not measured)')
-    if not ok.any():
-        return {'abs_rel': None, 'valid_ratio': 0.0, 'scale_mode': scale_mode, 'note': note}
-    return {'abs_rel': float(np.mean(np.abs(metric[ok] - truth[ok]) / truth[ok])),
-            'valid_ratio': float(ok.mean()), 'scale_mode': scale_mode, 'note': note}
+    values = values or {}
+    if scale_mode == 'reference':
+        note = ('scale fitted per frame to the true depth on reference/depth (the node falls '
+                'back to the range mapping when a fit is rejected; see /diagnostics)')
+    elif scale_mode == 'ground':
+        note = (f"scale fitted per frame from the floor seen {values.get('camera_height_m')} m "
+                f"below the camera, pitched down {values.get('camera_pitch_deg')} deg, with the "
+                'predicted normals (the node falls back to the range mapping when it finds no '
+                'floor; see /diagnostics and scale)')
+    else:
+        note = f'{scale_mode} scale (assumed, not measured)'
+    if not meaningful:
+        note += '; random weights, so meaningless'
+    result = {'abs_rel': None, 'valid_ratio': 0.0, 'scale_mode': scale_mode, 'note': note}
+    if scale_mode == 'ground':
+        result.update(camera_height_m=values.get('camera_height_m'),
+                      camera_pitch_deg=values.get('camera_pitch_deg'))
+    if ok.any():
+        result.update(abs_rel=float(np.mean(np.abs(metric[ok] - truth[ok]) / truth[ok])),
+                      valid_ratio=float(ok.mean()))
+    return result
 
 
 def _report(out, summary):
