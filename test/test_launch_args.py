@@ -60,6 +60,7 @@ PARAMETER_CASES = {
     'output_resolution': ('processing', 'processing'),
     'input_transport': ('compressed', 'compressed'),
     'frame_id': ('cam_optical', 'cam_optical'),
+    'input_rectified': ('false', 'false'),
     'scale_mode': ('fixed', 'fixed'),
     'near_m': ('1', 1.0),
     'far_m': ('25.5', 25.5),

@@ -12,11 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Geometry layer: numpy only (intrinsics, back-projection, scale, filters)."""
+"""Geometry layer: numpy (+ OpenCV for lens models): camera models, back-projection, scale."""
 
 from .backproject import backproject  # noqa: F401
 from .backproject import backproject_planes  # noqa: F401
 from .backproject import decimate  # noqa: F401
+from .camera_model import CameraModel  # noqa: F401
+from .camera_model import DistortionModelError  # noqa: F401
 from .colorize import colorize_depth  # noqa: F401
 from .colorize import normals_to_rgb  # noqa: F401
 from .confidence import depth_confidence  # noqa: F401

@@ -83,6 +83,7 @@ class PipelineSettings:
     max_input_pixels: int = DEFAULTS['max_input_pixels']
     output_resolution: str = DEFAULTS['output_resolution']
     frame_id: str = DEFAULTS['frame_id']
+    input_rectified: str = DEFAULTS['input_rectified']
     scale_mode: str = DEFAULTS['scale_mode']
     near_m: float = DEFAULTS['near_m']
     far_m: float = DEFAULTS['far_m']

@@ -44,11 +44,12 @@ from .topics import SCALE_LAYOUT_LABEL
 from .topics import SCALE_TOPIC
 from ..geometry.backproject import backproject
 from ..geometry.backproject import decimate
+from ..geometry.camera_model import DistortionModelError
 from ..geometry.colorize import colorize_depth
 from ..geometry.colorize import normals_to_rgb
 from ..geometry.confidence import depth_confidence
-from ..messages.camera_info import intrinsics_to_camera_info
-from ..messages.camera_info import resolve_camera_info
+from ..messages.camera_info import camera_model_to_camera_info
+from ..messages.camera_info import resolve_camera_model
 from ..messages.errors import CodecError
 from ..messages.image import array_to_image
 from ..messages.pointcloud import build_pointcloud
@@ -122,13 +123,16 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
     if relative is None or not needs_metric:
         return
 
-    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, DEPTH_CONFIDENCE_TOPIC, *CLOUD_TOPICS,
-                                       *FLOOR_TOPICS})
-                        or settings.scale_mode in ('reference', 'ground')
-                        or settings.depth_normals_check)
-    intrinsics = None
-    if needs_intrinsics:
-        intrinsics = _output_intrinsics(frame, width, height, result.problems)
+    needs_camera = (bool(wanted & {DEPTH_INFO_TOPIC, DEPTH_CONFIDENCE_TOPIC, *CLOUD_TOPICS,
+                                   *FLOOR_TOPICS})
+                    or settings.scale_mode in ('reference', 'ground')
+                    or settings.depth_normals_check)
+    camera = intrinsics = None
+    if needs_camera:
+        # ``camera`` describes the output grid (published as depth/camera_info);
+        # ``intrinsics`` is the same model when its rays can be computed, else None.
+        camera = _output_camera(frame, width, height, settings, result.problems)
+        intrinsics = _ray_camera(camera, result.problems)
 
     depth_m, report = scale_state.metric_depth(relative, depth_kind, frame.header, intrinsics,
                                                settings, result.problems, normals, up_lookup)
@@ -137,9 +141,8 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
 
     if DEPTH_TOPIC in wanted:
         outputs[DEPTH_TOPIC] = array_to_image(depth_m, '32FC1', header)
-    if DEPTH_INFO_TOPIC in wanted and intrinsics is not None:
-        outputs[DEPTH_INFO_TOPIC] = intrinsics_to_camera_info(intrinsics, header,
-                                                              frame.camera_info)
+    if DEPTH_INFO_TOPIC in wanted and camera is not None:
+        outputs[DEPTH_INFO_TOPIC] = camera_model_to_camera_info(camera, header)
     if DEPTH_COLORED_TOPIC in wanted:
         vmin, vmax = _colour_range(depth_m, report, settings)
         outputs[DEPTH_COLORED_TOPIC] = array_to_image(colorize_depth(depth_m, vmin, vmax),
@@ -190,15 +193,21 @@ def _floor(report, depth_m, intrinsics, normals, settings, problems):
     return floor_and_obstacles(depth_m, intrinsics, normals, report.up, settings)
 
 
-def _output_intrinsics(frame, width, height, problems):
-    """Return the intrinsics of the output grid, or None with a problem explaining why."""
+def _output_camera(frame, width, height, settings, problems):
+    """
+    Return the CameraModel of the output grid, or None with a problem explaining why.
+
+    The input image is raw or rectified per ``settings.input_rectified``; the model (K, D, R,
+    P, binning and ROI folded in) is rescaled from the input image to the output grid.
+    """
     if frame.camera_info is None:
         problems.append(('camera_info', 'no camera_info received yet: publishing depth '
                          'without depth/camera_info and point clouds'))
         return None
     image_height, image_width = frame.rgb.shape[:2]
     try:
-        resolved = resolve_camera_info(frame.camera_info, image_width, image_height)
+        resolved = resolve_camera_model(frame.camera_info, image_width, image_height,
+                                        settings.input_rectified)
     except CodecError as error:
         problems.append(('camera_info', f'{error}: publishing depth without '
                          'depth/camera_info and point clouds'))
@@ -208,10 +217,20 @@ def _output_intrinsics(frame, width, height, problems):
             f'camera_info describes a {resolved.info_width}x{resolved.info_height} image but '
             f'the image is {image_width}x{image_height} (aspect ratio differs): intrinsics '
             'rescaled per axis')))
-    intrinsics = resolved.intrinsics
-    if (intrinsics.width, intrinsics.height) != (width, height):
-        intrinsics = intrinsics.scaled(width, height)
-    return intrinsics
+    return resolved.model.scaled(width, height)
+
+
+def _ray_camera(camera, problems):
+    """Return ``camera`` when its pixels' rays can be computed, else None with a problem."""
+    if camera is None:
+        return None
+    try:
+        camera.check_distortion()
+    except DistortionModelError as error:
+        problems.append(('camera_info', f'{error}: publishing depth and depth/camera_info '
+                         'without point clouds'))
+        return None
+    return camera
 
 
 def _colour_range(depth_m, report, settings):

@@ -35,7 +35,10 @@ class ParameterSpec:
 
     The type follows ``default`` (bool, int, float, str or list of str). ``minimum`` and
     ``maximum`` bound numbers (inclusive unless ``strictly_positive``); ``choices`` lists the
-    allowed strings; ``read_only`` parameters can only be set at startup.
+    allowed strings; ``read_only`` parameters can only be set at startup. A string parameter
+    with ``bool_words`` also takes the booleans true/false as the strings ``'true'``/``'false'``
+    (YAML and ``-p name:=true`` turn those words into booleans; the node declares it with
+    dynamic typing).
     """
 
     name: str
@@ -46,6 +49,7 @@ class ParameterSpec:
     choices: tuple = ()
     read_only: bool = False
     strictly_positive: bool = False
+    bool_words: bool = False
 
     @property
     def kind(self):
@@ -83,6 +87,8 @@ class ParameterSpec:
                 raise ValueError(f'`{self.name}` must be <= {self.maximum}, got {value!r}.')
             return number
         if kind == 'str':
+            if self.bool_words and isinstance(value, bool):
+                value = 'true' if value else 'false'
             if not isinstance(value, str):
                 raise ValueError(f'`{self.name}` must be a string, got {value!r}.')
             if self.choices and value not in self.choices:
@@ -102,9 +108,11 @@ PARAMETERS = (
                   'Folder with the weights written by `genpercept download --model-root DIR`; '
                   "'' uses the Hugging Face cache.", read_only=True),
     ParameterSpec('depth_model', 'depth-v2',
-                  "Depth variant; '' disables depth (and metric depth, clouds).",
+                  "Depth model (README model table); '' disables depth (and metric depth, "
+                  'clouds).',
                   choices=DEPTH_MODELS + ('',), read_only=True),
-    ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
+    ParameterSpec('normal_model', 'normal-v2',
+                  "Normal model (README model table); '' disables normals.",
                   choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
@@ -126,6 +134,12 @@ PARAMETERS = (
                   "'raw' subscribes `image` (Image); 'compressed' `image/compressed`.",
                   choices=('raw', 'compressed'), read_only=True),
     ParameterSpec('frame_id', '', "Output frame_id; '' keeps the input image's frame_id."),
+    ParameterSpec('input_rectified', 'auto',
+                  "Is the image rectified? 'auto': yes exactly when every camera_info D "
+                  "coefficient is 0 (then P is used, as image_geometry does); 'true': rectified, "
+                  "use P and ignore D (image_rect); 'false': raw, use K and D (image_raw: clouds "
+                  'follow the undistorted rays).', choices=('auto', 'true', 'false'),
+                  bool_words=True),
     ParameterSpec('cameras', [],
                   'Camera namespaces served by this node, e.g. [front, left] -> front/image, '
                   'front/depth/image, ...; [] = one camera on relative topics.', read_only=True),

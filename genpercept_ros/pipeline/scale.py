@@ -45,7 +45,7 @@ from ..geometry.scale_tracking import MetricDepthTracker
 from ..geometry.scale_tracking import ReferenceBuffer
 from ..geometry.scale_tracking import SOURCE_FALLBACK
 from ..geometry.scale_tracking import UpTracker
-from ..messages.camera_info import camera_info_to_intrinsics
+from ..messages.camera_info import resolve_camera_model
 from ..messages.errors import CodecError
 from ..messages.image import depth_image_to_meters
 from ..messages.pointcloud import pointcloud_to_xyz
@@ -130,10 +130,11 @@ class CameraScaleState:
         Return ``(depth_m, ScaleReport)`` for one relative map.
 
         ``header`` is the input image header (its stamp pairs the reference, its frame_id must
-        match the reference's and is the target of the TF lookup); ``intrinsics`` those of
-        ``relative``'s pixel grid or None; ``normals`` (H, W, 3) the predicted normals or None;
-        ``up_lookup`` the node's TF lookup (see :func:`orientation_up`) or None. Reference,
-        floor and TF problems are appended to ``problems`` as ``(kind, message)``.
+        match the reference's and is the target of the TF lookup); ``intrinsics`` the camera
+        (``Intrinsics`` or ``CameraModel``) of ``relative``'s pixel grid, or None; ``normals``
+        (H, W, 3) the predicted normals or None; ``up_lookup`` the node's TF lookup (see
+        :func:`orientation_up`) or None. Reference, floor and TF problems are appended to
+        ``problems`` as ``(kind, message)``.
         """
         mode = settings.scale_mode
         if mode == 'fixed':
@@ -246,10 +247,12 @@ class CameraScaleState:
             depth = depth_image_to_meters(msg)
             height, width = depth.shape
             if reference_info is None:
-                reference_intrinsics = intrinsics.scaled(width, height)
+                reference_camera = intrinsics.scaled(width, height)
             else:
-                reference_intrinsics = camera_info_to_intrinsics(reference_info, width, height)
-            return reference_from_depth_image(depth, reference_intrinsics, intrinsics)
+                # The reference's own camera, raw or rectified by its D (``auto``), as
+                # image_geometry would read it.
+                reference_camera = resolve_camera_model(reference_info, width, height).model
+            return reference_from_depth_image(depth, reference_camera, intrinsics)
         except (CodecError, ValueError) as error:
             problems.append(('reference', f'unusable metric reference: {error}'))
             return None

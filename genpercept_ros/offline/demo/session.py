@@ -19,9 +19,10 @@ import shutil
 import sys
 import time
 
+from genpercept_ros.model.registry import get_model_spec
 import numpy as np
 
-from .results import COMPLETE_TOPICS
+from .results import complete_topics
 from .results import depth_accuracy
 from .results import NAMESPACE
 from .results import percentiles_ms
@@ -47,8 +48,8 @@ def _node_parameters(args, model_root, meaningful):
         cuda = args.device.startswith('cuda') or (args.device == 'auto'
                                                   and torch.cuda.is_available())
         resolution = (768 if cuda else 192) if meaningful else 128
-    values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
-              'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
+    values = {'model_root': str(model_root or ''), 'depth_model': args.depth_model,
+              'normal_model': args.normal_model, 'device': args.device, 'dtype': args.dtype,
               'processing_resolution': int(resolution),
               'scale_mode': scale_mode_of(args),
               'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
@@ -118,6 +119,8 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         load_s = time.monotonic() - load_started
         nodes.append(node)
         output_topics = node.core.pipeline.output_topics()
+        depth_kind = get_model_spec(values['depth_model']).output_kind
+        topics = complete_topics(depth_kind)
         writer = BagWriter(bag_path, 'sqlite3')
         recorder = Recorder(NAMESPACE, output_topics, writer, context=context,
                             record_reference=reference)
@@ -128,7 +131,7 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
             executor.add_node(item)
         connected = _spin_until(
             executor, lambda: camera.input_subscribers() >= 2
-            and all(node.count_subscribers(f'{NAMESPACE}/{t}') >= 1 for t in COMPLETE_TOPICS),
+            and all(node.count_subscribers(f'{NAMESPACE}/{t}') >= 1 for t in topics),
             DISCOVERY_TIMEOUT_S)
         if not connected:
             print('genpercept demo: warning: discovery incomplete after '
@@ -145,7 +148,7 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         last = camera.published_stamps[-1] if camera.published_stamps else None
 
         def finished():
-            return last is None or last in recorder.complete_stamps(COMPLETE_TOPICS)
+            return last is None or last in recorder.complete_stamps(topics)
         # Newest frame wins in the node, so the last published frame is always processed:
         # wait for it (bounded by --time-limit).
         timed_out = not _spin_until(executor, finished, max(0.0, deadline - time.monotonic()),
@@ -173,8 +176,10 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
                load_s, publish_s, timed_out, out, device, dtype):
     from genpercept_ros.messages.camera_info import intrinsics_to_camera_info
     from genpercept_ros.messages.image import image_to_array
-    complete = recorder.complete_stamps(COMPLETE_TOPICS)
-    latencies = recorder.latencies_ns(COMPLETE_TOPICS)
+    depth_kind = get_model_spec(values['depth_model']).output_kind
+    topics = complete_topics(depth_kind)
+    complete = recorder.complete_stamps(topics)
+    latencies = recorder.latencies_ns(topics)
     published = len(camera.published_stamps)
     summary = {
         'predictions_meaningful': bool(meaningful),
@@ -206,9 +211,9 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
         scene = scenes[camera.frame_of_stamp[newest]]
         info = intrinsics_to_camera_info(intrinsics, messages['points'].header)
         summary['files'].update(save_frame_files(out, messages, scene, info))
-        relative = image_to_array(messages['depth_relative/image']).astype(np.float32)
+        relative = image_to_array(messages[topics[0]]).astype(np.float32)
         if relative.shape == scene.depth.shape:
-            accuracy = depth_accuracy(relative, 'relative_depth', scene.depth)
+            accuracy = depth_accuracy(relative, depth_kind, scene.depth)
             accuracy['note'] = ('relative depth of the newest frame against the rendered '
                                 'ground truth after a scale/shift fit'
                                 + ('' if meaningful else '; random weights, so meaningless'))
