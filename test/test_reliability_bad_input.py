@@ -403,7 +403,7 @@ def test_large_valid_image_above_max_input_pixels(harness, rosout, make_node):  
 
 def test_bad_compressed_images(harness, rosout, make_node):  # noqa: F811
     """Corrupt, truncated, oversized and mislabelled CompressedImages (wrong `format`)."""
-    node, namespace = make_node(normal_model='', input_transport='compressed')
+    node, namespace = make_node(normal_model='', image_transport='compressed')
     harness.subscribe(namespace, ['depth/image'])
     image_pub, info_pub = harness.camera(namespace, compressed=True)
     for index, case in enumerate(COMPRESSED_CASES):

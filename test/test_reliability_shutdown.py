@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from genpercept_ros.node.worker import WORKER_JOIN_S
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ PROCESSING_RESOLUTION = 256   # one frame takes 0.2 s to seconds (tiny weights, 
 OUTPUTS = {
     'depth_relative/image': Image, 'depth/image': Image, 'depth/camera_info': CameraInfo,
     'depth/colored': Image, 'normals/image': Image, 'normals/colored': Image,
-    'points': PointCloud2, 'scale': Float64MultiArray,
+    'points': PointCloud2, 'scale': Float64MultiArray, 'depth/scale': DiagnosticArray,
 }
 
 

@@ -113,12 +113,7 @@ class UpTracker:
     """
 
     def __init__(self, max_hold_s=1.0, smoothing=0.0):
-        if not (math.isfinite(max_hold_s) and max_hold_s >= 0):
-            raise ValueError(f'`max_hold_s` must be finite and >= 0, got {max_hold_s}.')
-        if not 0.0 <= float(smoothing) < 1.0:
-            raise ValueError(f'`smoothing` must lie in [0, 1), got {smoothing}.')
-        self.max_hold_s = float(max_hold_s)
-        self.smoothing = float(smoothing)
+        self.max_hold_s, self.smoothing = _hold_and_smoothing(max_hold_s, smoothing)
         self.up = None
         self._stamp = None
         self._last_seen = None
@@ -187,12 +182,7 @@ class MetricDepthTracker:
     """
 
     def __init__(self, max_hold_s=1.0, smoothing=0.0, min_points=50, min_inlier_ratio=0.5):
-        if not (math.isfinite(max_hold_s) and max_hold_s >= 0):
-            raise ValueError(f'`max_hold_s` must be finite and >= 0, got {max_hold_s}.')
-        if not 0.0 <= float(smoothing) < 1.0:
-            raise ValueError(f'`smoothing` must lie in [0, 1), got {smoothing}.')
-        self.max_hold_s = float(max_hold_s)
-        self.smoothing = float(smoothing)
+        self.max_hold_s, self.smoothing = _hold_and_smoothing(max_hold_s, smoothing)
         self.min_points = int(min_points)
         self.min_inlier_ratio = float(min_inlier_ratio)
         self._last_stamp = None
@@ -278,3 +268,12 @@ class MetricDepthTracker:
             return None
         return fit_scale_shift(relative, depth, None, space, min_points=self.min_points,
                                min_inlier_ratio=self.min_inlier_ratio)
+
+
+def _hold_and_smoothing(max_hold_s, smoothing):
+    """Return ``(max_hold_s, smoothing)`` as floats; ValueError naming a value out of range."""
+    if not (math.isfinite(max_hold_s) and max_hold_s >= 0):
+        raise ValueError(f'`max_hold_s` must be finite and >= 0, got {max_hold_s}.')
+    if not 0.0 <= float(smoothing) < 1.0:
+        raise ValueError(f'`smoothing` must lie in [0, 1), got {smoothing}.')
+    return float(max_hold_s), float(smoothing)
