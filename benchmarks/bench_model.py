@@ -50,7 +50,7 @@ from genpercept_ros.model.acceleration import apply_cuda_graphs
 from genpercept_ros.model.acceleration import cuda_graphs_unavailable_reason
 from genpercept_ros.model.acceleration import enable_tf32
 from genpercept_ros.model.predictor import GenPerceptPredictor
-from genpercept_ros.model.variants import get_variant
+from genpercept_ros.model.registry import get_model_spec
 import numpy as np
 try:
     from reference_style_pipeline import ReferenceStylePipeline
@@ -444,7 +444,7 @@ def main(argv=None):
         if args.weights is None:
             from genpercept_ros.model.tiny_weights import make_tiny_weights
             args.weights = stack.enter_context(tempfile.TemporaryDirectory(prefix='gp_bench_'))
-            make_tiny_weights(args.weights, variants=[args.depth_model, args.normal_model])
+            make_tiny_weights(args.weights, models=[args.depth_model, args.normal_model])
             weights_kind = 'tiny random (temporary)'
         return run_all(args, device, weights_kind)
 
@@ -477,8 +477,8 @@ def run_all(args, device, weights_kind):
         if args.interleave_reference and not args.no_reference:
             interleaved = InterleavedReference(reference_pipeline(args, device, tasks), tasks,
                                                timer)
-        specs = [get_variant(args.depth_model)] if 'depth' in tasks else []
-        specs += [get_variant(args.normal_model)] if 'normal' in tasks else []
+        specs = [get_model_spec(args.depth_model)] if 'depth' in tasks else []
+        specs += [get_model_spec(args.normal_model)] if 'normal' in tasks else []
         for dtype, mode in configs:
             reason = mode_unavailable_reason(mode, device, specs)
             if reason is not None:

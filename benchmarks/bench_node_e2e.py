@@ -215,7 +215,7 @@ def main(argv=None):
         if model_root is None:
             from genpercept_ros.model.tiny_weights import make_tiny_weights
             model_root = make_tiny_weights(os.path.join(scratch, 'weights'),
-                                           variants=['depth-v2', 'normal-v2'])
+                                           models=['depth-v2', 'normal-v2'])
             weights_kind = 'tiny random (temporary)'
         return measure(args, argv, env, topics, str(model_root), weights_kind)
 

@@ -37,7 +37,7 @@ try:
     import genpercept_ros  # noqa: F401
 except ImportError:  # run as a script from a checkout without installing the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from genpercept_ros.model.variants import get_variant
+from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
 import torch
@@ -116,7 +116,7 @@ class ReferenceStylePipeline:
             if name not in SUPPORTED_VARIANTS:
                 raise ValueError(f'the reference-style pipeline runs {SUPPORTED_VARIANTS}, '
                                  f'not {name!r}')
-            self.specs[task] = get_variant(name, task=task)
+            self.specs[task] = get_model_spec(name, task=task)
         if not self.specs:
             raise ValueError('enable at least one of depth_model and normal_model')
         locator = WeightsLocator(model_root, [spec.name for spec in self.specs.values()])

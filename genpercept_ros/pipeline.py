@@ -234,13 +234,13 @@ class FramePipeline:
     @property
     def depth_kind(self):
         """Return 'relative_depth', 'relative_disparity' or None (no depth model)."""
-        variant = self.predictor.depth_variant
+        variant = self.predictor.depth_spec
         return None if variant is None else variant.output_kind
 
     @property
     def has_normals(self):
         """Return whether the predictor produces normals."""
-        return self.predictor.normal_variant is not None
+        return self.predictor.normal_spec is not None
 
     def output_topics(self):
         """Return the relative topic names this predictor can produce, in publishing order."""

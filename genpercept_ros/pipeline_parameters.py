@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import math
 import re
 
-from .model.variants import DEPTH_VARIANTS
-from .model.variants import NORMAL_VARIANTS
+from .model.registry import DEPTH_MODELS
+from .model.registry import NORMAL_MODELS
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ PARAMETERS = (
                   "'' uses the Hugging Face cache.", read_only=True),
     ParameterSpec('depth_model', 'depth-v2',
                   "Depth variant; '' disables depth (and metric depth, clouds).",
-                  choices=DEPTH_VARIANTS + ('',), read_only=True),
+                  choices=DEPTH_MODELS + ('',), read_only=True),
     ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
-                  choices=NORMAL_VARIANTS + ('',), read_only=True),
+                  choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
                   read_only=True),

@@ -168,7 +168,7 @@ def run_v1(repo, root):
     sys.path.insert(0, str(repo / 'GenPercept_v1'))
     from genpercept.pipeline_genpercept import GenPerceptPipeline
     from genpercept_ros.model.conditioning import empty_prompt_embedding
-    from genpercept_ros.model.variants import EMPTY_PROMPT_77
+    from genpercept_ros.model.registry import EMPTY_PROMPT_77
     from genpercept_ros.model.weights import WeightsLocator
     v1 = root / 'GenPercept'
     vae = AutoencoderKL.from_config(json.loads((v1 / 'vae/config.json').read_text()))

@@ -21,8 +21,8 @@ import weakref
 from genpercept_ros.model import conditioning
 from genpercept_ros.model import loaders
 from genpercept_ros.model.predictor import GenPerceptPredictor
-from genpercept_ros.model.variants import EMPTY_PROMPT_2
-from genpercept_ros.model.variants import EMPTY_PROMPT_77
+from genpercept_ros.model.registry import EMPTY_PROMPT_2
+from genpercept_ros.model.registry import EMPTY_PROMPT_77
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
 import pytest

@@ -65,7 +65,7 @@ def test_file_list_for_dpt_and_v1():
 
 def test_offline_gives_clear_error_and_copy_instructions(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    code = download.run(_parse(['--model-root', str(tmp_path), '--variants', 'depth-v2']))
+    code = download.run(_parse(['--model-root', str(tmp_path), '--models', 'depth-v2']))
     err = capsys.readouterr().err
     assert code == 1
     assert 'cannot fetch guangkaixu/genpercept-models/unet_depth_v2/config.json' in err
@@ -76,7 +76,7 @@ def test_offline_gives_clear_error_and_copy_instructions(tmp_path, monkeypatch, 
 
 def test_list_prints_targets(tmp_path, capsys):
     assert download.run(_parse(['--model-root', str(tmp_path), '--list',
-                                '--variants', 'depth-v1'])) == 0
+                                '--models', 'depth-v1'])) == 0
     out = capsys.readouterr().out.split()
     assert f'{tmp_path}/GenPercept/unet_depth_v1/config.json' in out
     assert f'{tmp_path}/stable-diffusion-2-1/text_encoder/model.safetensors' in out
@@ -109,7 +109,7 @@ def test_fetch_fills_a_model_root_that_loads(tiny_model_root, tmp_path):
     assert notes['dpt_head_identity/model.safetensors'].endswith('tensors')
     predictor = GenPerceptPredictor.from_pretrained('disparity-dpt-v2', None,
                                                     model_root=tmp_path, device='cpu')
-    assert predictor.depth_variant.has_dpt_head
+    assert predictor.depth_spec.has_dpt_head
 
 
 def test_fetch_rejects_a_corrupt_download(tiny_model_root, tmp_path):

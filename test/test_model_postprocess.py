@@ -18,8 +18,8 @@ from genpercept_ros.model.postprocess import minmax_per_image
 from genpercept_ros.model.postprocess import normals_to_optical
 from genpercept_ros.model.postprocess import postprocess
 from genpercept_ros.model.postprocess import raw_layout
-from genpercept_ros.model.variants import POST_V1_DEPTH
-from genpercept_ros.model.variants import POST_V2_CLIP
+from genpercept_ros.model.registry import POST_V1_DEPTH
+from genpercept_ros.model.registry import POST_V2_CLIP
 import numpy as np
 import pytest
 import torch

@@ -41,7 +41,7 @@ def test_output_dataclass_fields(tiny_model_root):
     out = _load(tiny_model_root).predict([_image(30, 40)], processing_resolution=48)
     assert isinstance(out, PredictionOutput)
     assert out.depth_kind == 'relative_depth'
-    assert out.depth_variant == 'depth-v2' and out.normal_variant == 'normal-v2'
+    assert out.depth_model == 'depth-v2' and out.normal_model == 'normal-v2'
     assert out.depth[0].shape == (30, 40) and out.depth[0].dtype == np.float32
     assert out.normals[0].shape == (30, 40, 3) and out.normals[0].dtype == np.float32
     assert 0.0 <= out.depth[0].min() and out.depth[0].max() <= 1.0
@@ -176,7 +176,7 @@ def test_make_tiny_weights_cli_layout(tmp_path, capsys):
     from genpercept_ros.model import tiny_weights
     parser = argparse.ArgumentParser()
     tiny_weights.add_arguments(parser)
-    args = parser.parse_args([str(tmp_path), '--seed', '3', '--variants', 'disparity-dpt-v2'])
+    args = parser.parse_args([str(tmp_path), '--seed', '3', '--models', 'disparity-dpt-v2'])
     assert tiny_weights.run(args) == 0
     assert 'tiny weights under' in capsys.readouterr().out
     unet = tmp_path / 'genpercept-models/unet_disparity_dpt_head_v2'

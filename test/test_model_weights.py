@@ -29,7 +29,7 @@ UNET = 'genpercept-models/unet_depth_v2'
 @pytest.fixture(scope='module')
 def depth_only_root(tmp_path_factory):
     from genpercept_ros.model.tiny_weights import make_tiny_weights
-    return make_tiny_weights(tmp_path_factory.mktemp('depth_only'), variants=['depth-v2'])
+    return make_tiny_weights(tmp_path_factory.mktemp('depth_only'), models=['depth-v2'])
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def _load(root, **kwargs):
 def test_loads_from_the_real_layout(root):
     predictor = _load(root)
     assert predictor.tasks == ('depth',)
-    assert predictor.depth_variant.name == 'depth-v2' and predictor.normal_variant is None
+    assert predictor.depth_spec.name == 'depth-v2' and predictor.normal_spec is None
     assert 'depth=depth-v2' in predictor.describe()
 
 
@@ -57,11 +57,11 @@ def test_missing_file_names_it_and_the_download_command(root):
         _load(root)
     message = str(error.value)
     assert 'unet_depth_v2/diffusion_pytorch_model.safetensors' in message
-    assert f'genpercept download --model-root {root} --variants depth-v2' in message
+    assert f'genpercept download --model-root {root} --models depth-v2' in message
 
 
 def test_missing_variant_that_was_not_downloaded(root):
-    with pytest.raises(WeightsError, match='unet_normal_v2/config.json.*--variants normal-v2'):
+    with pytest.raises(WeightsError, match='unet_normal_v2/config.json.*--models normal-v2'):
         GenPerceptPredictor.from_pretrained(None, 'normal-v2', model_root=root, device='cpu')
 
 
@@ -130,7 +130,7 @@ def test_hub_offline_without_cache(monkeypatch, tmp_path):
         GenPerceptPredictor.from_pretrained('depth-v2', None, model_root=None, device='cpu')
     message = str(error.value)
     assert 'offline Hugging Face cache' in message
-    assert 'genpercept download --variants depth-v2' in message
+    assert 'genpercept download --models depth-v2' in message
 
 
 def test_unknown_variant_and_wrong_task():

@@ -17,8 +17,8 @@
 import argparse
 import json
 
-from genpercept_ros.model.variants import get_variant
-from genpercept_ros.model.variants import REPO_FOLDERS
+from genpercept_ros.model.registry import get_model_spec
+from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.offline import demo
 import numpy as np
 import pytest
@@ -133,8 +133,8 @@ def test_metric_reference_mode(tmp_path, tiny_model_root):
 
 
 def _fake_root(root, channels):
-    for name in demo.DEMO_VARIANTS:
-        spec = get_variant(name)
+    for name in demo.DEMO_MODELS:
+        spec = get_model_spec(name)
         folder = root / REPO_FOLDERS[spec.unet_repo] / spec.unet_subfolder
         folder.mkdir(parents=True)
         (folder / 'config.json').write_text(json.dumps({'block_out_channels': channels}))

@@ -25,7 +25,7 @@ import sys
 from builtin_interfaces.msg import Time
 from genpercept_ros.geometry.synthetic import plane_scene
 from genpercept_ros.model.predictor import PredictionOutput
-from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.pipeline import decode_image
 from genpercept_ros.pipeline import Frame
 from genpercept_ros.pipeline import FramePipeline
@@ -48,8 +48,8 @@ class ScriptedPredictor:
     def __init__(self, relative, normals=None, depth_model='depth-v2', normal_model='normal-v2'):
         self.relative = relative
         self.normals = normals
-        self.depth_variant = VARIANTS[depth_model] if depth_model else None
-        self.normal_variant = VARIANTS[normal_model] if normal_model else None
+        self.depth_spec = MODELS[depth_model] if depth_model else None
+        self.normal_spec = MODELS[normal_model] if normal_model else None
         self.calls = []
 
     def predict(self, images, processing_resolution, output_resolution, tasks):
@@ -57,7 +57,7 @@ class ScriptedPredictor:
         out = PredictionOutput()
         if 'depth' in tasks:
             out.depth = [self.relative.copy() for _ in images]
-            out.depth_kind = self.depth_variant.output_kind
+            out.depth_kind = self.depth_spec.output_kind
         if 'normal' in tasks:
             out.normals = [self.normals.copy() for _ in images]
         return out

@@ -24,7 +24,7 @@ from builtin_interfaces.msg import Time
 from genpercept_ros.messages.errors import CodecError
 from genpercept_ros.model.predictor import PredictionOutput
 from genpercept_ros.model.preprocess import processing_size
-from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.pipeline import check_frame_size
 from genpercept_ros.pipeline import decode_image
 from genpercept_ros.pipeline import Frame
@@ -50,8 +50,8 @@ from test_reliability_bad_input import png_declaring
 class RecordingPredictor:
     """A depth-only stand-in returning a ramp; records the image sizes it was given."""
 
-    depth_variant = VARIANTS['depth-v2']
-    normal_variant = None
+    depth_spec = MODELS['depth-v2']
+    normal_spec = None
 
     def __init__(self):
         self.calls = []

@@ -41,7 +41,7 @@ VAE = os.path.join('stable-diffusion-2-1', 'vae')
 def depth_only_root(tmp_path_factory):
     """Tiny depth-v2 weights in the real layout."""
     from genpercept_ros.model.tiny_weights import make_tiny_weights
-    return make_tiny_weights(tmp_path_factory.mktemp('startup_weights'), variants=['depth-v2'])
+    return make_tiny_weights(tmp_path_factory.mktemp('startup_weights'), models=['depth-v2'])
 
 
 def node_command(*parameters):
@@ -91,7 +91,7 @@ WEIGHTS_FAULTS = [
      ['does not exist', 'genpercept download --model-root']),
     ('missing UNet weights file', lambda root: (root / UNET_WEIGHTS).unlink(),
      ['unet_depth_v2/diffusion_pytorch_model.safetensors',
-      'genpercept download --model-root', '--variants depth-v2']),
+      'genpercept download --model-root', '--models depth-v2']),
     ('missing VAE config', lambda root: (root / VAE / 'config.json').unlink(),
      ['vae/config.json', 'genpercept download']),
     ('truncated UNet safetensors', lambda root: truncate(root / UNET_WEIGHTS),

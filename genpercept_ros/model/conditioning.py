@@ -28,10 +28,10 @@ import logging
 import os
 from pathlib import Path
 
-from genpercept_ros.model.variants import EMPTY_PROMPT_2
-from genpercept_ros.model.variants import EMPTY_PROMPT_77
-from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
-from genpercept_ros.model.variants import SD21_REPO
+from genpercept_ros.model.registry import EMPTY_PROMPT_2
+from genpercept_ros.model.registry import EMPTY_PROMPT_77
+from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import SD21_REPO
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WeightsError

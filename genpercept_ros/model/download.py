@@ -24,25 +24,25 @@ import json
 from pathlib import Path
 import sys
 
-from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
-from genpercept_ros.model.variants import REPO_FOLDERS
-from genpercept_ros.model.variants import SD21_REPO
-from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import REPO_FOLDERS
+from genpercept_ros.model.registry import SD21_REPO
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
 
-DEFAULT_VARIANTS = ('depth-v2', 'normal-v2')
+DEFAULT_MODELS = ('depth-v2', 'normal-v2')
 
 
 class DownloadError(RuntimeError):
     """The hub could not be reached or a fetched file does not verify."""
 
 
-def required_files(variants):
+def required_files(models):
     """
-    Return ``[(repo_id, path_in_repo, required)]`` for ``variants``, without duplicates.
+    Return ``[(repo_id, path_in_repo, required)]`` for ``models``, without duplicates.
 
     The DPT head's ``config.json`` is optional: the reference takes it from its own code.
     """
@@ -52,8 +52,8 @@ def required_files(variants):
         if (repo, path, required) not in files:
             files.append((repo, path, required))
 
-    for name in variants:
-        spec = VARIANTS[name]
+    for name in models:
+        spec = MODELS[name]
         add(spec.unet_repo, f'{spec.unet_subfolder}/{CONFIG_NAME}')
         add(spec.unet_repo, f'{spec.unet_subfolder}/{WEIGHTS_NAME}')
         if spec.has_dpt_head:
@@ -61,7 +61,7 @@ def required_files(variants):
             add(spec.unet_repo, f'{spec.head_subfolder}/{CONFIG_NAME}', required=False)
         add(spec.vae_repo, f'{spec.vae_subfolder}/{CONFIG_NAME}')
         add(spec.vae_repo, f'{spec.vae_subfolder}/{WEIGHTS_NAME}')
-    if variants:
+    if models:
         for name in TOKENIZER_FILES:
             add(SD21_REPO, f'tokenizer/{name}')
         add(SD21_REPO, f'text_encoder/{CONFIG_NAME}')
@@ -132,16 +132,17 @@ def add_arguments(parser):
     """Add the ``genpercept download`` arguments."""
     parser.add_argument('--model-root', default=None,
                         help='folder to fill in the real layout (default: the HF cache)')
-    parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS),
-                        default=list(DEFAULT_VARIANTS),
-                        help='variants to fetch (default: depth-v2 normal-v2)')
+    parser.add_argument('--models', '--variants', dest='models', nargs='+',
+                        choices=sorted(MODELS),
+                        default=list(DEFAULT_MODELS),
+                        help='models to fetch (default: depth-v2 normal-v2; --variants: old name)')
     parser.add_argument('--list', action='store_true',
                         help='only print the files that would be fetched')
 
 
 def run(args):
     """Fetch the files and print what was fetched, or explain what to copy where."""
-    files = required_files(args.variants)
+    files = required_files(args.models)
     if args.list:
         for repo, path, required in files:
             target = (local_target(args.model_root, repo, path) if args.model_root
@@ -156,8 +157,8 @@ def run(args):
         return 1
     for repo, path, local, note in fetched:
         print(f'fetched {repo}/{path} -> {local} ({note})')
-    print(f'{len(fetched)} files ready for: {" ".join(args.variants)}')
-    if args.model_root and any(VARIANTS[name].version == 1 for name in args.variants):
+    print(f'{len(fetched)} files ready for: {" ".join(args.models)}')
+    if args.model_root and any(MODELS[name].version == 1 for name in args.models):
         print('v1 note: the reference v1 code conditions on GenPercept_v1/empty_text_embed.npy '
               'from https://github.com/aim-uofa/GenPercept (not on the hub); copy it to '
               f'{local_target(args.model_root, GENPERCEPT_V1_REPO, "empty_text_embed.npy")} '

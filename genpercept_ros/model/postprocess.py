@@ -21,10 +21,10 @@ optical frame.
 """
 
 from genpercept_ros.model.preprocess import resize_like_torchvision
-from genpercept_ros.model.variants import POST_V1_DEPTH
-from genpercept_ros.model.variants import POST_V1_NORMAL
-from genpercept_ros.model.variants import POST_V2_CLIP
-from genpercept_ros.model.variants import POST_V2_DPT
+from genpercept_ros.model.registry import POST_V1_DEPTH
+from genpercept_ros.model.registry import POST_V1_NORMAL
+from genpercept_ros.model.registry import POST_V2_CLIP
+from genpercept_ros.model.registry import POST_V2_DPT
 import torch
 from torch.nn import functional
 

@@ -43,10 +43,10 @@ from genpercept_ros.model.runtime import resolve_device
 from genpercept_ros.model.runtime import resolve_dtype
 from genpercept_ros.model.runtime import Stopwatch
 from genpercept_ros.model.runtime import vae_dtype_for
-from genpercept_ros.model.variants import DEFAULT_PROCESSING_RESOLUTION
-from genpercept_ros.model.variants import get_variant
-from genpercept_ros.model.variants import LATENT_SCALE
-from genpercept_ros.model.variants import TIMESTEP
+from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
+from genpercept_ros.model.registry import get_model_spec
+from genpercept_ros.model.registry import LATENT_SCALE
+from genpercept_ros.model.registry import TIMESTEP
 from genpercept_ros.model.weights import WeightsError
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
@@ -79,8 +79,8 @@ class PredictionOutput:
     normal_raw: list = None
     processing_size: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
-    depth_variant: str = None
-    normal_variant: str = None
+    depth_model: str = None
+    normal_model: str = None
 
 
 class GenPerceptPredictor:
@@ -88,7 +88,7 @@ class GenPerceptPredictor:
 
     def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
                  channels_last=False, max_batch_size=8, model_root=None, profile=False):
-        self._specs = specs                      # task -> VariantSpec
+        self._specs = specs                      # task -> ModelSpec
         self._unets = unets                      # task -> UNet2DConditionModel
         self._heads = heads                      # task -> DPTHead
         self._vaes = vaes                        # (repo, subfolder) -> AutoencoderKL
@@ -119,9 +119,9 @@ class GenPerceptPredictor:
         """
         specs = {}
         if depth_model:
-            specs['depth'] = get_variant(depth_model, task='depth')
+            specs['depth'] = get_model_spec(depth_model, task='depth')
         if normal_model:
-            specs['normal'] = get_variant(normal_model, task='normal')
+            specs['normal'] = get_model_spec(normal_model, task='normal')
         if not specs:
             raise ValueError('enable at least one of depth_model and normal_model')
         device = resolve_device(device)
@@ -159,13 +159,13 @@ class GenPerceptPredictor:
 
     # ----------------------------------------------------------------- properties
     @property
-    def depth_variant(self):
-        """Return the depth VariantSpec, or None when depth is disabled."""
+    def depth_spec(self):
+        """Return the depth ModelSpec, or None when depth is disabled."""
         return self._specs.get('depth')
 
     @property
-    def normal_variant(self):
-        """Return the normal VariantSpec, or None when normals are disabled."""
+    def normal_spec(self):
+        """Return the normal ModelSpec, or None when normals are disabled."""
         return self._specs.get('normal')
 
     @property
@@ -370,12 +370,12 @@ class GenPerceptPredictor:
             output.depth = [entry[1]['depth']['value'] for entry in per_image]
             output.depth_raw = list(output.depth)   # same arrays: depth is its own raw form
             output.depth_kind = self._specs['depth'].output_kind
-            output.depth_variant = self._specs['depth'].name
+            output.depth_model = self._specs['depth'].name
         if 'normal' in tasks:
             output.normals = [entry[1]['normal']['value'] for entry in per_image]
             if return_raw:
                 output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
-            output.normal_variant = self._specs['normal'].name
+            output.normal_model = self._specs['normal'].name
         watch.totals['total'] = time.perf_counter() - started
         output.timings = watch.totals
         return output

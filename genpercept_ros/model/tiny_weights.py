@@ -25,11 +25,11 @@ from pathlib import Path
 import zlib
 
 from genpercept_ros.model import configs
-from genpercept_ros.model.variants import GENPERCEPT_MODELS_REPO
-from genpercept_ros.model.variants import GENPERCEPT_V1_REPO
-from genpercept_ros.model.variants import REPO_FOLDERS
-from genpercept_ros.model.variants import SD21_REPO
-from genpercept_ros.model.variants import VARIANTS
+from genpercept_ros.model.registry import GENPERCEPT_MODELS_REPO
+from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import REPO_FOLDERS
+from genpercept_ros.model.registry import SD21_REPO
+from genpercept_ros.model.registry import MODELS
 
 BOS_TOKEN = '<|startoftext|>'
 EOS_TOKEN = '<|endoftext|>'
@@ -175,9 +175,9 @@ def write_text_encoder(folder, seed, full_size, vocab_size):
     _save(folder / 'model.safetensors', state)
 
 
-def make_tiny_weights(root, full_size=False, seed=0, variants=None):
+def make_tiny_weights(root, full_size=False, seed=0, models=None):
     """
-    Write random checkpoints for ``variants`` (default: all) under ``root``; return ``root``.
+    Write random checkpoints for ``models`` (default: all) under ``root``; return ``root``.
 
     Layout: ``<root>/genpercept-models/{unet_*_v2, dpt_head_identity, vae}``,
     ``<root>/GenPercept/{unet_*_v1, vae}``, ``<root>/stable-diffusion-2-1/{vae, tokenizer,
@@ -185,8 +185,8 @@ def make_tiny_weights(root, full_size=False, seed=0, variants=None):
     """
     import torch
     root = Path(root)
-    names = list(VARIANTS) if variants is None else list(variants)
-    specs = [VARIANTS[name] for name in names]
+    names = list(MODELS) if models is None else list(models)
+    specs = [MODELS[name] for name in names]
     models = root / REPO_FOLDERS[GENPERCEPT_MODELS_REPO]
     v1 = root / REPO_FOLDERS[GENPERCEPT_V1_REPO]
     sd21 = root / REPO_FOLDERS[SD21_REPO]
@@ -222,14 +222,15 @@ def add_arguments(parser):
     parser.add_argument('--full-size', action='store_true',
                         help='real SD 2.1 sizes (several GB) instead of tiny channel counts')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS), default=None,
-                        help='only these variants (default: all)')
+    parser.add_argument('--models', '--variants', dest='models', nargs='+',
+                        choices=sorted(MODELS), default=None,
+                        help='only these models (default: all; --variants: old name)')
 
 
 def run(args):
     """Write the checkpoints and print where they went."""
     root = make_tiny_weights(args.directory, full_size=args.full_size, seed=args.seed,
-                             variants=args.variants)
+                             models=args.models)
     files = sorted(path for path in Path(root).rglob('*') if path.is_file())
     total = sum(path.stat().st_size for path in files)
     print(f'wrote {len(files)} files ({total / 1e6:.1f} MB) of random '

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 import shlex
 
-from genpercept_ros.model.variants import REPO_FOLDERS
+from genpercept_ros.model.registry import REPO_FOLDERS
 
 WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
 TRANSFORMERS_WEIGHTS_NAME = 'model.safetensors'
@@ -45,13 +45,13 @@ def hub_offline():
     return value.strip().upper() in ('1', 'ON', 'YES', 'TRUE')
 
 
-def download_command(model_root=None, variants=()):
-    """Return the exact ``genpercept download`` command that fetches ``variants``."""
+def download_command(model_root=None, models=()):
+    """Return the exact ``genpercept download`` command that fetches ``models``."""
     parts = ['genpercept', 'download']
     if model_root is not None:
         parts += ['--model-root', shlex.quote(str(model_root))]
-    if variants:
-        parts += ['--variants'] + [shlex.quote(v) for v in variants]
+    if models:
+        parts += ['--models'] + [shlex.quote(v) for v in models]
     return ' '.join(parts)
 
 
@@ -59,12 +59,12 @@ class WeightsLocator:
     """
     Resolve ``(repo_id, path in repo)`` to a local file.
 
-    ``variants`` only serves the remedy command printed in errors.
+    ``models`` only serves the remedy command printed in errors.
     """
 
-    def __init__(self, model_root=None, variants=(), allow_pickle=False):
+    def __init__(self, model_root=None, models=(), allow_pickle=False):
         self.model_root = None if model_root in (None, '') else Path(model_root).expanduser()
-        self.variants = tuple(variants)
+        self.models = tuple(models)
         self.allow_pickle = bool(allow_pickle)
         if self.model_root is not None and not self.model_root.is_dir():
             raise WeightsError(
@@ -73,7 +73,7 @@ class WeightsLocator:
 
     def remedy(self):
         """Return the command that downloads what this locator is asked for."""
-        return download_command(self.model_root, self.variants)
+        return download_command(self.model_root, self.models)
 
     def local_path(self, repo_id, path_in_repo):
         """Return where ``path_in_repo`` of ``repo_id`` lives under ``model_root``."""

@@ -36,7 +36,7 @@ import numpy as np
 
 RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'  # = tiny_weights.RANDOM_WEIGHTS_MARKER
 REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
-DEMO_VARIANTS = ('depth-v2', 'normal-v2')
+DEMO_MODELS = ('depth-v2', 'normal-v2')
 NAMESPACE = '/demo_camera'
 # Topics whose arrival marks a frame as processed (the slowest outputs to build).
 COMPLETE_TOPICS = ('depth_relative/image', 'depth/colored', 'normals/colored', 'points')
@@ -79,13 +79,13 @@ def add_arguments(parser):
 
 def _unet_channels(model_root):
     """Return the UNet block_out_channels of each demo variant (WeightsError when missing)."""
-    from genpercept_ros.model.variants import get_variant
+    from genpercept_ros.model.registry import get_model_spec
     from genpercept_ros.model.weights import read_json
     from genpercept_ros.model.weights import WeightsLocator
-    locator = WeightsLocator(model_root, DEMO_VARIANTS)
+    locator = WeightsLocator(model_root, DEMO_MODELS)
     channels = []
-    for name in DEMO_VARIANTS:
-        spec = get_variant(name)
+    for name in DEMO_MODELS:
+        spec = get_model_spec(name)
         config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/config.json'))
         channels.append(list(config.get('block_out_channels', [])))
     return channels
@@ -127,7 +127,7 @@ def tiny_weights_root(preferred, output):
         try:
             if not marker.is_file():
                 root.mkdir(parents=True, exist_ok=True)
-                make_tiny_weights(root, variants=list(DEMO_VARIANTS))
+                make_tiny_weights(root, models=list(DEMO_MODELS))
                 marker.write_text('Tiny randomly initialised weights written by `genpercept '
                                   'demo`; their predictions mean nothing.\n')
             return root

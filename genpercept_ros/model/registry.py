@@ -13,9 +13,10 @@
 # limitations under the License.
 
 """
-Registry of the GenPercept variants this package can run.
+Registry of the models this package can run (diffusers' "variant" means weight precision;
+here a model is chosen by name).
 
-Each variant names where its checkpoint lives, which conditioning it was trained with, how its
+Each model names where its checkpoint lives, which conditioning it was trained with, how its
 input is resized and how its output is post-processed, and what the output means.
 """
 
@@ -53,7 +54,7 @@ NORMAL = 'normal'
 
 
 @dataclass(frozen=True)
-class VariantSpec:
+class ModelSpec:
     """Everything the loader and predictor need to know about one variant."""
 
     name: str
@@ -93,7 +94,7 @@ class VariantSpec:
 
 
 def _v2(name, task, kind, unet, post=POST_V2_CLIP, head='', description=''):
-    return VariantSpec(
+    return ModelSpec(
         name=name, task=task, output_kind=kind, version=2,
         unet_repo=GENPERCEPT_MODELS_REPO, unet_subfolder=unet,
         vae_repo=SD21_REPO, vae_subfolder='vae',
@@ -102,14 +103,14 @@ def _v2(name, task, kind, unet, post=POST_V2_CLIP, head='', description=''):
 
 
 def _v1(name, task, kind, unet, post, description=''):
-    return VariantSpec(
+    return ModelSpec(
         name=name, task=task, output_kind=kind, version=1,
         unet_repo=GENPERCEPT_V1_REPO, unet_subfolder=unet,
         vae_repo=GENPERCEPT_V1_REPO, vae_subfolder='vae',
         conditioning=EMPTY_PROMPT_77, postprocess=post, description=description)
 
 
-VARIANTS = {
+MODELS = {
     spec.name: spec for spec in (
         _v2('depth-v2', 'depth', RELATIVE_DEPTH, 'unet_depth_v2',
             description='affine-invariant depth in [0, 1], 0 near, 1 far'),
@@ -127,26 +128,26 @@ VARIANTS = {
     )
 }
 
-DEPTH_VARIANTS = tuple(name for name, spec in VARIANTS.items() if spec.task == 'depth')
-NORMAL_VARIANTS = tuple(name for name, spec in VARIANTS.items() if spec.task == 'normal')
+DEPTH_MODELS = tuple(name for name, spec in MODELS.items() if spec.task == 'depth')
+NORMAL_MODELS = tuple(name for name, spec in MODELS.items() if spec.task == 'normal')
 
 
-def get_variant(name, task=None):
+def get_model_spec(name, task=None):
     """
-    Return the VariantSpec called ``name``.
+    Return the ModelSpec called ``name``.
 
     Raises ValueError naming the valid choices when ``name`` is unknown or, with ``task``
     given, when the variant does not produce that task.
     """
-    spec = VARIANTS.get(name)
+    spec = MODELS.get(name)
     if spec is None:
-        valid = DEPTH_VARIANTS + NORMAL_VARIANTS if task is None else (
-            DEPTH_VARIANTS if task == 'depth' else NORMAL_VARIANTS)
+        valid = DEPTH_MODELS + NORMAL_MODELS if task is None else (
+            DEPTH_MODELS if task == 'depth' else NORMAL_MODELS)
         raise ValueError(
-            f'unknown GenPercept variant {name!r}; valid names: {", ".join(valid)}')
+            f'unknown model {name!r}; valid names: {", ".join(valid)}')
     if task is not None and spec.task != task:
-        valid = DEPTH_VARIANTS if task == 'depth' else NORMAL_VARIANTS
+        valid = DEPTH_MODELS if task == 'depth' else NORMAL_MODELS
         raise ValueError(
-            f'variant {name!r} predicts {spec.task}, not {task}; '
-            f'valid {task} variants: {", ".join(valid)}')
+            f'model {name!r} predicts {spec.task}, not {task}; '
+            f'valid {task} models: {", ".join(valid)}')
     return spec
