@@ -72,8 +72,8 @@ from genpercept_ros.model import configs
 from genpercept_ros.model.acceleration import cuda_graphs_unavailable_reason
 from genpercept_ros.model.acceleration import CudaGraphModule
 from genpercept_ros.model.predictor import GenPerceptPredictor
-from genpercept_ros.model.variants import get_variant
-from genpercept_ros.model.variants import LATENT_SCALE
+from genpercept_ros.model.registry import get_model_spec
+from genpercept_ros.model.registry import LATENT_SCALE
 import numpy as np
 try:
     from reference_style_pipeline import precision_flags
@@ -197,8 +197,8 @@ class Weights:
         self.conditioning = torch.randn(1, 2, width, device=device, generator=None)
         for module in [self.vae, *self.unets.values()]:
             module.eval().requires_grad_(False)
-        self.specs = {'depth': get_variant(DEPTH_MODEL, task='depth'),
-                      'normal': get_variant(NORMAL_MODEL, task='normal')}
+        self.specs = {'depth': get_model_spec(DEPTH_MODEL, task='depth'),
+                      'normal': get_model_spec(NORMAL_MODEL, task='normal')}
         self.vae_key = (self.specs['depth'].vae_repo, self.specs['depth'].vae_subfolder)
         self._bf16 = None
         synchronize(device)
