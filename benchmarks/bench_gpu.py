@@ -272,7 +272,7 @@ class Run:
             self.report['weights_build_s'] = self.weights.build_s
         return self.weights
 
-    def ceilings(self, out):
+    def section_ceilings(self, out):
         """Measure bf16 matmul TFLOP/s and device-to-device copy GB/s."""
         device, size = self.settings.device, self.settings.matmul_size
         a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
@@ -281,7 +281,6 @@ class Run:
         out['matmul_bf16'] = {'n': size, 'median_ms': median,
                               'tflops': 2 * size**3 / (median / 1e3) / 1e12,
                               'tflops_best': 2 * size**3 / (best / 1e3) / 1e12}
-        del a, b
         count = self.settings.copy_bytes // 4
         source = torch.randn(count, device=device)
         target = torch.empty_like(source)
@@ -298,7 +297,7 @@ class Run:
         paths['cuda_graphs'] = reason
         return paths
 
-    def end_to_end(self, out):
+    def section_end_to_end(self, out):
         """Time predict() for depth and depth + normal, batch 1 and 4, per acceleration path."""
         weights = self.need_weights()
         out['camera'] = list(self.settings.camera)
@@ -315,8 +314,9 @@ class Run:
                     graph_predictor(predictor)
                 for batch in self.settings.batches:
                     rows.append(self._time_predict(predictor, name, path, batch))
-                    print(f"end_to_end {name:>12} {path:>13} b{batch}: "
-                          f"{rows[-1]['per_frame_ms']:8.2f} ms/frame", flush=True)
+                    per_frame = rows[-1]['per_frame_ms']
+                    print(f'end_to_end {name:>12} {path:>13} b{batch}: '
+                          f'{per_frame:8.2f} ms/frame', flush=True)
                 del predictor
                 gc.collect()
 
@@ -341,7 +341,7 @@ class Run:
         self.e2e[(name, path, batch)] = row
         return row
 
-    def peak_memory(self, out):
+    def section_peak_memory(self, out):
         """Weights + activation peak of depth alone, bf16, batch 1 (eager, CUDA graphs)."""
         weights = self.need_weights()
         device = self.settings.device
@@ -376,7 +376,7 @@ class Run:
             del predictor
             gc.collect()
 
-    def bf16_vs_fp32(self, out):
+    def section_bf16_vs_fp32(self, out):
         """Compare bf16 with strict fp32 on the same weights and frames."""
         weights = self.need_weights()
         frames = self.frames[1]
@@ -399,7 +399,7 @@ class Run:
         out['note'] = ('random weights amplify rounding far more than trained ones; judge the '
                        '2e-2 bound on the real checkpoints')
 
-    def sdpa_kernels(self, out):
+    def section_sdpa_kernels(self, out):
         """Record the aten SDPA implementation each attention shape runs with."""
         weights = self.need_weights()
         vae, unets = weights.modules(torch.bfloat16)
@@ -449,7 +449,7 @@ class Run:
         scale = self.settings.resolution / max(width, height)
         return int(round(height * scale)), int(round(width * scale))
 
-    def reference(self, out):
+    def section_reference(self, out):
         """Time the reference-style pipeline and give our speed-up over it."""
         weights = self.need_weights()
         tokenizer, text_encoder = reference_text_model(self.settings, self.tempdir)
@@ -471,9 +471,9 @@ class Run:
                 row['our_fastest_path'] = fastest['path']
                 row['speedup'] = median / fastest['per_frame_ms']
             rows.append(row)
-            print(f"reference {name:>12}: {median:8.1f} ms/frame"
-                  + (f" (ours x{row['speedup']:.1f})" if 'speedup' in row else ''), flush=True)
-        del pipeline, text_encoder
+            speedup = row.get('speedup')
+            print(f'reference {name:>12}: {median:8.1f} ms/frame'
+                  + (f' (ours x{speedup:.1f})' if speedup else ''), flush=True)
 
     def _module_inputs(self, dtype):
         weights = self.need_weights()
@@ -512,10 +512,9 @@ class Run:
                 row['floor_ms'] = floor_ms
                 row['share_of_floor'] = floor_ms / median
             rows.append(row)
-            print(f"modules {name:>8} {variant:>22}: {median:8.2f} ms"
-                  + (f" ({row['share_of_floor']:.0%} of the FLOP floor)"
-                     if 'share_of_floor' in row else ''), flush=True)
-            del wrapped
+            share = row.get('share_of_floor')
+            print(f'modules {name:>8} {variant:>22}: {median:8.2f} ms'
+                  + (f' ({share:.0%} of the FLOP floor)' if share else ''), flush=True)
 
     def _count_flops(self):
         if getattr(self, 'flops', None):
@@ -527,8 +526,8 @@ class Run:
                 module(*args, **kwargs)
             self.flops[name] = counter.get_total_flops()
 
-    def modules(self, out):
-        """Encoder, UNet and decoder alone: eager, channels_last, CUDA graphs."""
+    def section_modules(self, out):
+        """Time encoder, UNet and decoder alone: eager, channels_last, CUDA graphs."""
         self._count_flops()
         out['gflop'] = {name: value / 1e9 for name, value in self.flops.items()}
         out['processing_size'] = list(self._processing_size())
@@ -550,8 +549,8 @@ class Run:
         else:
             out['skipped'] = [{'variant': 'cuda_graphs', 'reason': reason}]
 
-    def compile(self, out):
-        """The modules under torch.compile, then compile + CUDA graphs, then predict()."""
+    def section_compile(self, out):
+        """Time the modules under torch.compile, compile + CUDA graphs, then predict()."""
         if not self.settings.cuda and not self.args.cpu_compile:
             out['skipped'] = ('torch.compile is timed on CUDA only (on this CPU compiling even '
                               'the tiny models takes minutes); --cpu-compile forces it')
@@ -681,7 +680,7 @@ def main(argv=None):
             section_started = time.monotonic()
             try:
                 with time_guard(guard):
-                    getattr(run, name)(section)
+                    getattr(run, f'section_{name}')(section)
                 section['status'] = 'skipped' if 'skipped' in section and name == 'compile' \
                     and isinstance(section['skipped'], str) else 'ok'
             except SectionTimeout as error:

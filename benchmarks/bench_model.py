@@ -18,14 +18,16 @@ Model latency, throughput, peak memory and fast-path accuracy, side by side with
 Run ``python benchmarks/bench_model.py --help``. Frames are made at the camera size (default
 640x480) and resized by the pipeline to each processing resolution, so the real resize is timed.
 For every task set x dtype x mode x processing resolution x batch it reports per-call and
-per-frame latency (CUDA events on a GPU, ``perf_counter`` on the CPU), frames per second, peak memory (``torch.cuda.max_memory_allocated`` since the row started,
-weights included; on the CPU the process peak RSS so far), the max abs difference of the [0, 1]
-outputs from our fp32 eager path on the same weights and frames (bf16 must be <= 2e-2), and the
-speed-up over ``reference_style_pipeline.py`` (fp32 under PyTorch's default TF32 flags as the
-reference runs, one image and one task per call, CPU resize, text encoder per call) measured in the same run on the same device. Modes the device
-cannot run are listed as skipped with the reason. ``--smoke`` is a seconds-long end-to-end check
-on tiny weights (64x48 frames at processing resolution 64, one iteration). The one-command GPU
-run (every question in one call under a time budget) is ``bench_gpu.py``.
+per-frame latency (CUDA events on a GPU, ``perf_counter`` on the CPU), frames per second, peak
+memory (``torch.cuda.max_memory_allocated`` since the row started, weights included; on the
+CPU the process peak RSS so far), the max abs difference of the [0, 1] outputs from our fp32
+eager path on the same weights and frames (bf16 must be <= 2e-2), and the speed-up over
+``reference_style_pipeline.py`` (fp32 under PyTorch's default TF32 flags as the reference runs,
+one image and one task per call, CPU resize, text encoder per call) measured in the same run on
+the same device. Modes the device cannot run are listed as skipped with the reason.
+``--smoke`` is a seconds-long end-to-end check on tiny weights (64x48 frames at processing
+resolution 64, one iteration). The one-command GPU run (every question in one call under a time
+budget) is ``bench_gpu.py``.
 """
 
 import argparse
@@ -117,7 +119,8 @@ def build_parser():
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--json', default=None, metavar='OUT', help='write all results here')
     parser.add_argument('--smoke', action='store_true',
-                        help='tiny weights, 64x48 frames at 64, batch 1, eager, 1 iteration, no warm-up')
+                        help='tiny weights, 64x48 frames at 64, batch 1, eager, 1 iteration, '
+                             'no warm-up')
     return parser
 
 

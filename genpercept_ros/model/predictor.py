@@ -26,6 +26,10 @@ import gc
 import threading
 import time
 
+from genpercept_ros.model.acceleration import Accelerator
+from genpercept_ros.model.acceleration import check_frames
+from genpercept_ros.model.acceleration import cuda_device_scope
+from genpercept_ros.model.acceleration import record_event
 from genpercept_ros.model.conditioning import empty_prompt_embedding
 from genpercept_ros.model.loaders import load_dpt_head
 from genpercept_ros.model.loaders import load_unet
@@ -33,9 +37,15 @@ from genpercept_ros.model.loaders import load_vae
 from genpercept_ros.model.postprocess import normals_to_optical
 from genpercept_ros.model.postprocess import postprocess
 from genpercept_ros.model.postprocess import raw_layout
+from genpercept_ros.model.precision import keep_dpt_head_output_fp32
+from genpercept_ros.model.precision import keep_vae_decoder_output_fp32
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
 from genpercept_ros.model.preprocess import processing_size
+from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
+from genpercept_ros.model.registry import get_model_spec
+from genpercept_ros.model.registry import LATENT_SCALE
+from genpercept_ros.model.registry import TIMESTEP
 from genpercept_ros.model.runtime import as_image_list
 from genpercept_ros.model.runtime import DTYPE_NAMES
 from genpercept_ros.model.runtime import place_module
@@ -43,10 +53,6 @@ from genpercept_ros.model.runtime import resolve_device
 from genpercept_ros.model.runtime import resolve_dtype
 from genpercept_ros.model.runtime import Stopwatch
 from genpercept_ros.model.runtime import vae_dtype_for
-from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
-from genpercept_ros.model.registry import get_model_spec
-from genpercept_ros.model.registry import LATENT_SCALE
-from genpercept_ros.model.registry import TIMESTEP
 from genpercept_ros.model.weights import WeightsError
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
@@ -87,7 +93,8 @@ class GenPerceptPredictor:
     """Hold the VAE(s) once and one UNet (+ DPT head) per enabled task; see ``predict``."""
 
     def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
-                 channels_last=False, max_batch_size=8, model_root=None, profile=False):
+                 channels_last=False, max_batch_size=8, model_root=None, profile=False,
+                 acceleration='eager', warn=None, compile_mode=None):
         self._specs = specs                      # task -> ModelSpec
         self._unets = unets                      # task -> UNet2DConditionModel
         self._heads = heads                      # task -> DPTHead
@@ -103,19 +110,31 @@ class GenPerceptPredictor:
         self._features = {}
         self._pinned = {}
         self._predict_lock = threading.Lock()
+        # The decoders' last layers run in fp32 whatever the dtype (model/precision.py).
+        for vae in vaes.values():
+            keep_vae_decoder_output_fp32(vae)
+        for head in heads.values():
+            keep_dpt_head_output_fp32(head)
         for task, spec in specs.items():
             if spec.has_dpt_head:
                 self._install_feature_taps(task, unets[task])
+        self._accelerator = Accelerator(self, acceleration, warn=warn,
+                                        compile_mode=compile_mode)
 
     @classmethod
     def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
                         device=None, dtype=None, allow_pickle=False, channels_last=False,
-                        torch_compile=False, max_batch_size=8, profile=False):
+                        torch_compile=False, max_batch_size=8, profile=False,
+                        acceleration='eager', warn=None, compile_mode=None):
         """
         Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
 
-        Raises WeightsError for missing/corrupt/mismatched weights and ValueError for bad
-        arguments.
+        ``acceleration``: one of ``model.acceleration.ACCELERATIONS`` ('auto', 'eager',
+        'compile', 'cuda_graphs', 'compile+cuda_graphs'); a fast path is checked against eager
+        on the warm-up frame of each new input shape and falls back to eager, calling
+        ``warn(message)`` once, on any error or mismatch (see :attr:`acceleration`).
+        ``torch_compile=True`` is the old unchecked compile (benchmarks). Raises WeightsError
+        for missing/corrupt/mismatched weights and ValueError for bad arguments.
         """
         specs = {}
         if depth_model:
@@ -136,7 +155,9 @@ class GenPerceptPredictor:
                     locator, spec.conditioning).to(device, dtype)
             key = (spec.vae_repo, spec.vae_subfolder)
             if key not in vaes:
-                vaes[key] = place_module(load_vae(locator, *key), device, vae_dtype, memory_format)
+                # fp32 tails taken before the cast keep the checkpoint's values exactly.
+                vaes[key] = place_module(keep_vae_decoder_output_fp32(load_vae(locator, *key)),
+                                         device, vae_dtype, memory_format)
         for task, spec in specs.items():
             unet = load_unet(locator, spec)
             width = conditionings[spec.conditioning].shape[-1]
@@ -148,11 +169,13 @@ class GenPerceptPredictor:
             unets[task] = place_module(unet, device, dtype, memory_format)
             if spec.has_dpt_head:
                 heads[task] = place_module(
-                    load_dpt_head(locator, spec), device, dtype, memory_format)
+                    keep_dpt_head_output_fp32(load_dpt_head(locator, spec)), device, dtype,
+                    memory_format)
         gc.collect()
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
-                        model_root=model_root, profile=profile)
+                        model_root=model_root, profile=profile, acceleration=acceleration,
+                        warn=warn, compile_mode=compile_mode)
         if torch_compile:
             predictor.compile_models()
         return predictor
@@ -167,6 +190,11 @@ class GenPerceptPredictor:
     def normal_spec(self):
         """Return the normal ModelSpec, or None when normals are disabled."""
         return self._specs.get('normal')
+
+    @property
+    def acceleration(self):
+        """Return the AccelerationStatus: requested and active path, why, and the checks."""
+        return self._accelerator.status
 
     @property
     def device(self):
@@ -286,8 +314,7 @@ class GenPerceptPredictor:
             for index, image in enumerate(images):
                 host[index] = image        # any strides (e.g. a BGR -> RGB view)
             batch = slot[0].to(self._device, non_blocking=True)
-            slot[1] = torch.cuda.Event()
-            slot[1].record()
+            slot[1] = record_event(self._device)
         else:
             batch = torch.from_numpy(np.stack(images))
         return batch.permute(0, 3, 1, 2)
@@ -333,7 +360,9 @@ class GenPerceptPredictor:
         ``tasks``: subset of the enabled tasks (default: all). ``return_raw=False`` skips the
         extra copy of ``normal_raw`` (left None); ``depth_raw`` is the depth array itself.
         """
-        with self._predict_lock:   # the feature taps and staging buffers are per predictor
+        with self._predict_lock, cuda_device_scope(self._device):
+            # One predict at a time: the feature taps, staging buffers and graphs are per
+            # predictor. Everything CUDA runs under the predictor's device (cuda:N).
             return self._predict(images, processing_resolution, output_resolution, tasks,
                                  return_raw)
 
@@ -350,10 +379,36 @@ class GenPerceptPredictor:
                              f'{list(self.tasks)}')
         for image in images:
             processing_size(image.shape[0], image.shape[1], processing_resolution)
-        watch = Stopwatch(self._device, self.profile)
         groups = {}
         for index, image in enumerate(images):
-            groups.setdefault(tuple(image.shape[:2]), []).append(index)
+            groups.setdefault(tuple(int(n) for n in image.shape[:2]), []).append(index)
+        arguments = (groups, tasks, processing_resolution, output_resolution)
+        accelerator = self._accelerator
+        signature = (tuple((shape, len(indices)) for shape, indices in groups.items()),
+                     processing_resolution, output_resolution, tasks)
+        if accelerator.needs_prepare(signature):
+            # Warm-up (compile / capture) and check of the fast path on frames of these shapes.
+            warmup = [None] * len(images)
+            for (height, width), indices in groups.items():
+                for index, frame in zip(indices, check_frames(height, width, len(indices))):
+                    warmup[index] = frame
+            accelerator.prepare(signature, lambda: self._run_all(warmup, *arguments, True))
+        if accelerator.active == 'eager':
+            output = self._run_all(images, *arguments, return_raw)
+        else:
+            try:
+                output = self._run_all(images, *arguments, return_raw)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:  # noqa: B902 - a fast path failing means eager
+                accelerator.fail(error)
+                output = self._run_all(images, *arguments, return_raw)
+        output.timings['total'] = time.perf_counter() - started
+        return output
+
+    def _run_all(self, images, groups, tasks, processing_resolution, output_resolution,
+                 return_raw):
+        watch = Stopwatch(self._device, self.profile)
         per_image = [None] * len(images)
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch_size):
@@ -376,6 +431,5 @@ class GenPerceptPredictor:
             if return_raw:
                 output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
             output.normal_model = self._specs['normal'].name
-        watch.totals['total'] = time.perf_counter() - started
         output.timings = watch.totals
         return output
