@@ -114,7 +114,7 @@ def test_bench_gpu_guard_records_a_timeout_and_carries_on(tmp_path, monkeypatch)
         while True:
             bench_gpu.time.sleep(0.05)
 
-    monkeypatch.setattr(bench_gpu.Run, 'end_to_end', stuck)
+    monkeypatch.setattr(bench_gpu.Run, 'section_end_to_end', stuck)
     out = tmp_path / 'gpu.json'
     assert bench_gpu.main(['--smoke', '--device', 'cpu', '--budget-s', '8',
                            '--sections', 'end_to_end,ceilings', '--json', str(out)]) == 0
