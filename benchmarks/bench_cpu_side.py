@@ -51,7 +51,7 @@ from genpercept_ros.messages import depth_to_pointcloud
 from genpercept_ros.messages import image_to_rgb
 from genpercept_ros.messages import intrinsics_to_camera_info
 from genpercept_ros.messages import resolve_camera_info
-from genpercept_ros.messages import tune_allocator
+from genpercept_ros.node.process import tune_allocator
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
@@ -233,8 +233,8 @@ def main(argv=None):
                         default=os.environ.get('SENSOR_MSGS_PY_PATH'),
                         help='folder holding the sensor_msgs_py package, for the comparison')
     parser.add_argument('--tune-allocator', action='store_true',
-                        help='call genpercept_ros.messages.tune_allocator() first (as the node '
-                             'should): freed multi-MB buffers are reused instead of re-faulted')
+                        help='call genpercept_ros.node.process.tune_allocator() first (as the '
+                             'node does): freed multi-MB buffers are reused instead of re-faulted')
     parser.add_argument('--no-tuples', dest='tuples', action='store_false',
                         help='skip create_cloud on a list of tuples (slow, ~seconds)')
     args = parser.parse_args(argv)

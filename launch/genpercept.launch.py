@@ -21,13 +21,13 @@ RealSense example::
         image_topic:=/camera/camera/color/image_raw rviz:=true
 
 ``ros2 launch genpercept_ros genpercept.launch.py --show-args`` lists every argument. The mapping
-from arguments to node parameters and remappings lives in ``genpercept_ros.launch_args``.
+from arguments to node parameters and remappings lives in ``genpercept_ros.launch_plan.plan``.
 """
 
-from genpercept_ros import launch_args
-from genpercept_ros.launch_actions import describe_launch
+from genpercept_ros.launch_plan import plan
+from genpercept_ros.launch_plan.actions import describe_launch
 
 
 def generate_launch_description():
     """Declare every launch argument, then build the nodes from their values."""
-    return describe_launch(launch_args.SINGLE_CAMERA_ARGUMENTS, launch_args.plan_single_camera)
+    return describe_launch(plan.SINGLE_CAMERA_ARGUMENTS, plan.plan_single_camera)

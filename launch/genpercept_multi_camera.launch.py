@@ -23,13 +23,13 @@ Two RealSense cameras started with ``camera_namespace:=front`` / ``left`` (and
 
 ``ros2 launch genpercept_ros genpercept_multi_camera.launch.py --show-args`` lists every
 argument. The mapping from arguments to node parameters and remappings lives in
-``genpercept_ros.launch_args``.
+``genpercept_ros.launch_plan.plan``.
 """
 
-from genpercept_ros import launch_args
-from genpercept_ros.launch_actions import describe_launch
+from genpercept_ros.launch_plan import plan
+from genpercept_ros.launch_plan.actions import describe_launch
 
 
 def generate_launch_description():
     """Declare every launch argument, then build the nodes from their values."""
-    return describe_launch(launch_args.MULTI_CAMERA_ARGUMENTS, launch_args.plan_multi_camera)
+    return describe_launch(plan.MULTI_CAMERA_ARGUMENTS, plan.plan_multi_camera)

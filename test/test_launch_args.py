@@ -17,12 +17,12 @@
 import pathlib
 import shutil
 
-from genpercept_ros import launch_args
-from genpercept_ros.launch_args import LaunchArgumentError
-from genpercept_ros.launch_args import plan_multi_camera
-from genpercept_ros.launch_args import plan_single_camera
-from genpercept_ros.launch_files import LaunchFileError
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
+from genpercept_ros.launch_plan import plan as launch_args
+from genpercept_ros.launch_plan.files import LaunchFileError
+from genpercept_ros.launch_plan.plan import LaunchArgumentError
+from genpercept_ros.launch_plan.plan import plan_multi_camera
+from genpercept_ros.launch_plan.plan import plan_single_camera
+from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
 import numpy as np
 import pytest
 import yaml

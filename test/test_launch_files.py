@@ -18,7 +18,7 @@ import importlib.util
 import pathlib
 import shutil
 
-from genpercept_ros import launch_args
+from genpercept_ros.launch_plan import plan as launch_args
 import pytest
 
 launch = pytest.importorskip('launch', reason='ROS 2 `launch` is not installed')
@@ -66,7 +66,7 @@ def test_launch_file_declares_every_argument(name):
 
 
 def setup_actions(name, share_dir, monkeypatch, **values):
-    from genpercept_ros import launch_actions
+    from genpercept_ros.launch_plan import actions as launch_actions
     monkeypatch.setattr(launch_actions, 'get_package_share_directory',
                         lambda package: share_dir)
     description = load_launch_file(name).generate_launch_description()

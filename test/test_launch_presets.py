@@ -16,10 +16,10 @@
 
 import pathlib
 
-from genpercept_ros.launch_argument_table import PRESETS
-from genpercept_ros.launch_files import load_parameter_file
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
-from genpercept_ros.pipeline_parameters import validate_parameters
+from genpercept_ros.launch_plan.arguments import PRESETS
+from genpercept_ros.launch_plan.files import load_parameter_file
+from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
+from genpercept_ros.pipeline.parameters import validate_parameters
 import pytest
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / 'config'

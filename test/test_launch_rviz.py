@@ -16,9 +16,9 @@
 
 import pathlib
 
-from genpercept_ros.launch_files import LaunchFileError
-from genpercept_ros.launch_files import render_rviz_config
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
+from genpercept_ros.launch_plan.files import LaunchFileError
+from genpercept_ros.launch_plan.files import render_rviz_config
+from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
 import pytest
 import yaml
 

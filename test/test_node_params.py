@@ -16,12 +16,12 @@
 
 from pathlib import Path
 
-from genpercept_ros.node_parameters import parameter_descriptor
-from genpercept_ros.pipeline_parameters import DEFAULTS
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
-from genpercept_ros.pipeline_parameters import resolve_device
-from genpercept_ros.pipeline_parameters import resolve_dtype
-from genpercept_ros.pipeline_parameters import validate_parameters
+from genpercept_ros.node.parameters import parameter_descriptor
+from genpercept_ros.pipeline.parameters import DEFAULTS
+from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
+from genpercept_ros.pipeline.parameters import resolve_device
+from genpercept_ros.pipeline.parameters import resolve_dtype
+from genpercept_ros.pipeline.parameters import validate_parameters
 import pytest
 from rcl_interfaces.msg import ParameterType
 import yaml

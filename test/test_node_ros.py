@@ -505,7 +505,7 @@ def test_two_cameras_batched_with_separate_outputs(harness, make_node):
         assert (depth_msg.width, depth_msg.height) == (w, h) == (info.width, info.height)
         np.testing.assert_allclose(info.k, camera_info(w, h).k, rtol=1e-9)
         check_cloud_matches_depth(cloud, image_array(depth_msg), info)
-    assert node.core.max_batch_size == 2
+    assert node.core._worker.max_batch_size == 2
 
 
 def test_diagnostics_and_qos_override_parameters(harness, make_node):

@@ -19,7 +19,8 @@ import json
 
 from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import REPO_FOLDERS
-from genpercept_ros.offline import demo
+from genpercept_ros.offline.demo import command as demo
+from genpercept_ros.offline.demo import results
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
@@ -160,10 +161,10 @@ def test_every_random_model_root_is_marked(tiny_model_root):
 
 
 def test_percentiles():
-    stats = demo.percentiles_ms([1_000_000 * v for v in range(1, 101)])
+    stats = results.percentiles_ms([1_000_000 * v for v in range(1, 101)])
     assert stats['p50'] == pytest.approx(50.5) and stats['max'] == 100.0
     assert stats['count'] == 100
-    assert demo.percentiles_ms([]) is None
+    assert results.percentiles_ms([]) is None
 
 
 def test_bad_options(tmp_path, capsys):

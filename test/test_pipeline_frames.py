@@ -332,7 +332,7 @@ def test_reference_with_nan_inf_and_time_going_backwards():
 
 def test_pipeline_imports_without_rclpy():
     """The offline tools reuse the pipeline; importing it must not pull in rclpy."""
-    code = ('import sys, genpercept_ros.pipeline, genpercept_ros.pipeline_parameters; '
+    code = ('import sys, genpercept_ros.pipeline, genpercept_ros.pipeline.parameters; '
             "sys.exit('rclpy' in sys.modules)")
     assert subprocess.run([sys.executable, '-c', code], timeout=120).returncode == 0
 

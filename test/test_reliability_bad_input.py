@@ -178,8 +178,8 @@ def rosout(harness):  # noqa: F811
 @pytest.fixture(autouse=True)
 def long_throttle(monkeypatch):
     """Make the per-message throttle window outlast any case, so each case logs exactly once."""
-    from genpercept_ros import node_core
-    monkeypatch.setattr(node_core, 'LOG_THROTTLE_S', 120.0)
+    from genpercept_ros.node import problems
+    monkeypatch.setattr(problems, 'LOG_THROTTLE_S', 120.0)
 
 
 def logged(rosout, namespace, kind, fragments):

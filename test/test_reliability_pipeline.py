@@ -31,7 +31,7 @@ from genpercept_ros.pipeline import Frame
 from genpercept_ros.pipeline import FramePipeline
 from genpercept_ros.pipeline import FrameSizeError
 from genpercept_ros.pipeline import PipelineSettings
-from genpercept_ros.pipeline_parameters import DEFAULTS
+from genpercept_ros.pipeline.parameters import DEFAULTS
 from hypothesis import given
 from hypothesis import strategies as st
 import numpy as np

@@ -14,7 +14,6 @@
 
 """Message codecs: sensor_msgs messages to and from numpy arrays (no rclpy)."""
 
-from ._bytes import tune_allocator
 from .camera_info import camera_info_to_intrinsics
 from .camera_info import intrinsics_to_camera_info
 from .camera_info import resolve_camera_info
@@ -35,5 +34,5 @@ __all__ = [
     'CodecError', 'ResolvedCameraInfo', 'array_to_image', 'build_pointcloud',
     'camera_info_to_intrinsics', 'cloud_fields', 'compressed_to_rgb', 'depth_image_to_meters',
     'depth_to_pointcloud', 'encoding_layout', 'image_to_array', 'image_to_rgb',
-    'intrinsics_to_camera_info', 'pointcloud_to_xyz', 'resolve_camera_info', 'tune_allocator',
+    'intrinsics_to_camera_info', 'pointcloud_to_xyz', 'resolve_camera_info',
 ]

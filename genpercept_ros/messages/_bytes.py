@@ -21,9 +21,6 @@ go through a per-element validation that is orders of magnitude slower
 """
 
 import array
-import ctypes
-import ctypes.util
-import sys
 
 
 def message_with_fast_data(message_class):
@@ -53,32 +50,3 @@ def bytes_array(buffer):
 def zeroed_bytes(size):
     """Return a zero-filled ``array.array('B')`` of ``size`` bytes (repetition is a memcpy)."""
     return array.array('B', b'\0') * int(size)
-
-
-# mallopt() parameters of glibc's malloc.h.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_allocator(mmap_threshold=128 << 20, trim_threshold=256 << 20):
-    """
-    Keep large freed buffers in the heap so per-frame messages do not page-fault.
-
-    With glibc's defaults every buffer of a few MB (a 640x480 cloud is 8.6 MB) is a fresh
-    mmap whose pages fault in on first touch, which on a VM costs more than building the
-    message (see BENCHMARKS.md). Raising the mmap and trim thresholds makes freed blocks get
-    reused instead; memory stays at the steady-state peak. Process-wide: call once at node
-    start. Same effect as ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the
-    environment. Returns True when applied, False where glibc's mallopt is unavailable.
-    """
-    if not sys.platform.startswith('linux'):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
-                and mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))

@@ -25,9 +25,9 @@ from pathlib import Path
 import sys
 
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
-from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME

@@ -48,6 +48,7 @@ from genpercept_ros.model.registry import LATENT_SCALE
 from genpercept_ros.model.registry import TIMESTEP
 from genpercept_ros.model.runtime import as_image_list
 from genpercept_ros.model.runtime import DTYPE_NAMES
+from genpercept_ros.model.runtime import OutOfMemoryError  # noqa: F401 - re-exported
 from genpercept_ros.model.runtime import place_module
 from genpercept_ros.model.runtime import resolve_device
 from genpercept_ros.model.runtime import resolve_dtype
@@ -58,7 +59,6 @@ from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
 import torch
 
-OutOfMemoryError = torch.OutOfMemoryError
 
 OUTPUT_RESOLUTIONS = ('input', 'processing')
 MAX_STAGING_SHAPES = 8

@@ -13,8 +13,9 @@
 # limitations under the License.
 
 """
-Registry of the models this package can run (diffusers' "variant" means weight precision;
-here a model is chosen by name).
+Registry of the models this package can run, chosen by name.
+
+(In diffusers' vocabulary "variant" means weight precision, so it is not used for models here.)
 
 Each model names where its checkpoint lives, which conditioning it was trained with, how its
 input is resized and how its output is post-processed, and what the output means.

@@ -12,8 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Devices, dtypes, input validation and stage timing for the predictor."""
+"""Devices, dtypes, input validation, memory and stage timing for the predictor."""
 
+import gc
 import time
 
 import numpy as np
@@ -25,6 +26,30 @@ DTYPES = {
     'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
 }
 DTYPE_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+
+# Raised unchanged by ``predict`` when the accelerator runs out of memory.
+OutOfMemoryError = torch.OutOfMemoryError
+
+
+def release_cached_memory(predictor=None):
+    """
+    Release what an out-of-memory error or an unloaded model left behind; never raises.
+
+    Calls ``predictor.free_memory()`` when given (a predictor without one is skipped), then
+    collects garbage and empties the CUDA caching allocator when CUDA is available.
+    """
+    free = getattr(predictor, 'free_memory', None)
+    if free is not None:
+        try:
+            free()
+        except Exception:  # noqa: B902 - freeing memory must never raise
+            pass
+    gc.collect()
+    try:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except RuntimeError:
+        pass
 
 
 def resolve_device(device):

@@ -27,9 +27,9 @@ import zlib
 from genpercept_ros.model import configs
 from genpercept_ros.model.registry import GENPERCEPT_MODELS_REPO
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
-from genpercept_ros.model.registry import MODELS
 
 BOS_TOKEN = '<|startoftext|>'
 EOS_TOKEN = '<|endoftext|>'

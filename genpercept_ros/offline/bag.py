@@ -197,7 +197,7 @@ def _check_output_topics(reader, pipeline, namespace):
 
 def reference_topics(args, namespace):
     """Return ``(reference topic, reference camera_info topic or None)`` or None (no mode)."""
-    from genpercept_ros.pipeline_parameters import DEFAULTS
+    from genpercept_ros.pipeline import DEFAULTS
     params = parse_params(args.param)
     if params.get('scale_mode', DEFAULTS['scale_mode']) != 'reference':
         return None

@@ -32,20 +32,20 @@ import math
 import os
 import re
 
-from genpercept_ros.launch_argument_table import CAMERA_PLACEHOLDER
-from genpercept_ros.launch_argument_table import DISABLED_MODEL
-from genpercept_ros.launch_argument_table import EXECUTABLE
-from genpercept_ros.launch_argument_table import LaunchArgument
-from genpercept_ros.launch_argument_table import MULTI_CAMERA_ARGUMENTS
-from genpercept_ros.launch_argument_table import NODE_NAME
-from genpercept_ros.launch_argument_table import OPTICAL_ROLL_RAD
-from genpercept_ros.launch_argument_table import OPTICAL_YAW_RAD
-from genpercept_ros.launch_argument_table import PACKAGE
-from genpercept_ros.launch_argument_table import SINGLE_CAMERA_ARGUMENTS
-from genpercept_ros.launch_files import load_parameter_file
-from genpercept_ros.launch_files import write_rviz_config
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
-from genpercept_ros.pipeline_parameters import validate_parameters
+from .arguments import CAMERA_PLACEHOLDER
+from .arguments import DISABLED_MODEL
+from .arguments import EXECUTABLE
+from .arguments import LaunchArgument
+from .arguments import MULTI_CAMERA_ARGUMENTS
+from .arguments import NODE_NAME
+from .arguments import OPTICAL_ROLL_RAD
+from .arguments import OPTICAL_YAW_RAD
+from .arguments import PACKAGE
+from .arguments import SINGLE_CAMERA_ARGUMENTS
+from .files import load_parameter_file
+from .files import write_rviz_config
+from ..pipeline.parameters import PARAMETER_SPECS
+from ..pipeline.parameters import validate_parameters
 
 __all__ = [
     'EXECUTABLE', 'LaunchArgumentError', 'LaunchPlan', 'MULTI_CAMERA_ARGUMENTS', 'NODE_NAME',

@@ -28,19 +28,19 @@ import threading
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
 
-from .geometry.scale import affine_to_metric
-from .geometry.scale import fit_scale_shift
-from .geometry.scale import space_for_kind
-from .geometry.scale_reference import reference_from_depth_image
-from .geometry.scale_reference import reference_from_points
-from .geometry.scale_tracking import ReferenceBuffer
-from .geometry.scale_tracking import ScaleSmoother
-from .geometry.scale_tracking import ScaleTracker
-from .geometry.scale_tracking import SOURCE_FALLBACK
-from .messages.camera_info import camera_info_to_intrinsics
-from .messages.errors import CodecError
-from .messages.image import depth_image_to_meters
-from .messages.pointcloud import pointcloud_to_xyz
+from ..geometry.scale import affine_to_metric
+from ..geometry.scale import fit_scale_shift
+from ..geometry.scale import space_for_kind
+from ..geometry.scale_reference import reference_from_depth_image
+from ..geometry.scale_reference import reference_from_points
+from ..geometry.scale_tracking import ReferenceBuffer
+from ..geometry.scale_tracking import ScaleSmoother
+from ..geometry.scale_tracking import ScaleTracker
+from ..geometry.scale_tracking import SOURCE_FALLBACK
+from ..messages.camera_info import camera_info_to_intrinsics
+from ..messages.errors import CodecError
+from ..messages.image import depth_image_to_meters
+from ..messages.pointcloud import pointcloud_to_xyz
 
 # References kept per camera for timestamp pairing (a few frames of a 30 Hz sensor).
 _REFERENCE_CAPACITY = 8

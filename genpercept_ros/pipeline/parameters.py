@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import math
 import re
 
-from .model.registry import DEPTH_MODELS
-from .model.registry import NORMAL_MODELS
+from ..model.registry import DEPTH_MODELS
+from ..model.registry import NORMAL_MODELS
 
 
 @dataclass(frozen=True)

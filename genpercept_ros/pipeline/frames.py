@@ -49,16 +49,16 @@ from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from .messages.errors import CodecError
-from .messages.image import compressed_to_rgb
-from .messages.image import image_to_rgb
-from .pipeline_outputs import build_messages
-from .pipeline_outputs import output_topics
-from .pipeline_outputs import topics_needing
-from .pipeline_parameters import DEFAULTS
-from .pipeline_parameters import validate_parameters
-from .pipeline_scale import CameraScaleState
-from .pipeline_scale import ScaleReport
+from .outputs import build_messages
+from .outputs import output_topics
+from .outputs import topics_needing
+from .parameters import DEFAULTS
+from .parameters import validate_parameters
+from .scale import CameraScaleState
+from .scale import ScaleReport
+from ..messages.errors import CodecError
+from ..messages.image import compressed_to_rgb
+from ..messages.image import image_to_rgb
 
 
 # The VAE downsamples by 8: a processing size below 8 pixels per side has no latent pixel.

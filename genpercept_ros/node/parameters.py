@@ -21,8 +21,8 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from .pipeline_parameters import PARAMETERS
-from .pipeline_parameters import validate_parameters
+from ..pipeline.parameters import PARAMETERS
+from ..pipeline.parameters import validate_parameters
 
 _PARAMETER_TYPES = {'bool': ParameterType.PARAMETER_BOOL,
                     'int': ParameterType.PARAMETER_INTEGER,

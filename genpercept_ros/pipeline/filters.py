@@ -16,14 +16,14 @@
 
 import numpy as np
 
-from .geometry.backproject import backproject
-from .geometry.filters import apply_range_limits
-from .geometry.filters import mask_far_saturation
-from .geometry.filters import remove_flying_pixels
-from .geometry.filters import voxel_downsample
-from .geometry.filters import voxel_downsample_rgb
-from .geometry.normals import angular_agreement
-from .geometry.normals import normals_from_depth
+from ..geometry.backproject import backproject
+from ..geometry.filters import apply_range_limits
+from ..geometry.filters import mask_far_saturation
+from ..geometry.filters import remove_flying_pixels
+from ..geometry.filters import voxel_downsample
+from ..geometry.filters import voxel_downsample_rgb
+from ..geometry.normals import angular_agreement
+from ..geometry.normals import normals_from_depth
 
 # Relative values this close to the far end count as saturated (the v2 post-processing clips
 # there, and the antialiased resize smears the clipped plateau by less than this).

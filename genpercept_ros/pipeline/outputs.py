@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Output topic names and the construction of each output message of one frame."""
+"""The construction of each output message of one frame (topic names: :mod:`.topics`)."""
 
 import cv2
 import numpy as np
@@ -20,52 +20,33 @@ from std_msgs.msg import Float64MultiArray
 from std_msgs.msg import Header
 from std_msgs.msg import MultiArrayDimension
 
-from .geometry.backproject import backproject
-from .geometry.backproject import decimate
-from .geometry.colorize import colorize_depth
-from .geometry.colorize import normals_to_rgb
-from .messages.camera_info import intrinsics_to_camera_info
-from .messages.camera_info import resolve_camera_info
-from .messages.errors import CodecError
-from .messages.image import array_to_image
-from .messages.pointcloud import build_pointcloud
-from .messages.pointcloud import depth_to_pointcloud
-from .pipeline_filters import filter_depth
-from .pipeline_filters import normals_agreement
-from .pipeline_filters import voxel_points
-
-RELATIVE_DEPTH_TOPIC = 'depth_relative/image'
-RELATIVE_DISPARITY_TOPIC = 'disparity_relative/image'
-DEPTH_TOPIC = 'depth/image'
-DEPTH_INFO_TOPIC = 'depth/camera_info'
-DEPTH_COLORED_TOPIC = 'depth/colored'
-NORMALS_TOPIC = 'normals/image'
-NORMALS_COLORED_TOPIC = 'normals/colored'
-POINTS_TOPIC = 'points'
-POINTS_VOXEL_TOPIC = 'points_voxel'
-SCALE_TOPIC = 'scale'
-
-SCALE_LAYOUT_LABEL = 'scale,shift,inlier_ratio,residual'
-
-_METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, POINTS_TOPIC,
-                  POINTS_VOXEL_TOPIC, SCALE_TOPIC)
-_CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC)
-_NORMAL_TOPICS = (NORMALS_TOPIC, NORMALS_COLORED_TOPIC)
-
-
-def relative_topic(depth_kind):
-    """Return the topic of the unitless prediction: depth or disparity, never metres."""
-    return RELATIVE_DISPARITY_TOPIC if depth_kind == 'relative_disparity' else RELATIVE_DEPTH_TOPIC
-
-
-def output_topics(depth_kind, has_normals):
-    """Return every topic a predictor with these outputs produces, in publishing order."""
-    topics = ()
-    if depth_kind is not None:
-        topics += (relative_topic(depth_kind),) + _METRIC_TOPICS
-    if has_normals:
-        topics += _NORMAL_TOPICS
-    return topics
+from .filters import filter_depth
+from .filters import normals_agreement
+from .filters import voxel_points
+from .topics import CLOUD_TOPICS
+from .topics import DEPTH_COLORED_TOPIC
+from .topics import DEPTH_INFO_TOPIC
+from .topics import DEPTH_TOPIC
+from .topics import METRIC_TOPICS
+from .topics import NORMAL_TOPICS
+from .topics import NORMALS_COLORED_TOPIC
+from .topics import NORMALS_TOPIC
+from .topics import output_topics
+from .topics import POINTS_TOPIC
+from .topics import POINTS_VOXEL_TOPIC
+from .topics import relative_topic
+from .topics import SCALE_LAYOUT_LABEL
+from .topics import SCALE_TOPIC
+from ..geometry.backproject import backproject
+from ..geometry.backproject import decimate
+from ..geometry.colorize import colorize_depth
+from ..geometry.colorize import normals_to_rgb
+from ..messages.camera_info import intrinsics_to_camera_info
+from ..messages.camera_info import resolve_camera_info
+from ..messages.errors import CodecError
+from ..messages.image import array_to_image
+from ..messages.pointcloud import build_pointcloud
+from ..messages.pointcloud import depth_to_pointcloud
 
 
 def topics_needing(wanted, depth_kind, has_normals, settings):
@@ -74,7 +55,7 @@ def topics_needing(wanted, depth_kind, has_normals, settings):
     tasks = ()
     if depth_kind is not None and wanted & set(output_topics(depth_kind, False)):
         tasks += ('depth',)
-    if has_normals and (wanted & set(_NORMAL_TOPICS) or (
+    if has_normals and (wanted & set(NORMAL_TOPICS) or (
             'depth' in tasks and settings.cloud_normals and POINTS_TOPIC in wanted)):
         tasks += ('normal',)
     return tasks
@@ -113,11 +94,11 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         if NORMALS_COLORED_TOPIC in wanted:
             outputs[NORMALS_COLORED_TOPIC] = array_to_image(normals_to_rgb(normals), 'rgb8',
                                                             header)
-    needs_metric = bool(wanted & set(_METRIC_TOPICS))
+    needs_metric = bool(wanted & set(METRIC_TOPICS))
     if relative is None or not needs_metric:
         return
 
-    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, *_CLOUD_TOPICS})
+    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, *CLOUD_TOPICS})
                         or settings.scale_mode == 'reference' or settings.depth_normals_check)
     intrinsics = None
     if needs_intrinsics:
@@ -143,7 +124,7 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         return
     if settings.depth_normals_check and normals is not None:
         result.normals_agreement_deg = normals_agreement(depth_m, intrinsics, normals)
-    if wanted & set(_CLOUD_TOPICS):
+    if wanted & set(CLOUD_TOPICS):
         _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals)
 
 

@@ -15,7 +15,7 @@
 """
 Files the launch files read or write: node parameter YAML and the rviz2 config.
 
-No ``launch`` imports; used by :mod:`genpercept_ros.launch_args`.
+No ``launch`` imports; used by :mod:`genpercept_ros.launch_plan.plan`.
 """
 
 import copy

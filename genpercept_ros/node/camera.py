@@ -27,12 +27,8 @@ from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Float64MultiArray
 
-from .pipeline_outputs import DEPTH_INFO_TOPIC
-from .pipeline_outputs import POINTS_TOPIC
-from .pipeline_outputs import POINTS_VOXEL_TOPIC
-from .pipeline_outputs import SCALE_TOPIC
+from ..pipeline.topics import message_type
 
 _RELIABILITY = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
                 'reliable': ReliabilityPolicy.RELIABLE}
@@ -42,17 +38,6 @@ def make_qos(reliability, depth):
     """Return a keep-last QoS profile with the given reliability name and depth."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
                       reliability=_RELIABILITY[reliability])
-
-
-def message_type(topic):
-    """Return the message class published on an output topic."""
-    if topic == DEPTH_INFO_TOPIC:
-        return CameraInfo
-    if topic in (POINTS_TOPIC, POINTS_VOXEL_TOPIC):
-        return PointCloud2
-    if topic == SCALE_TOPIC:
-        return Float64MultiArray
-    return Image
 
 
 @dataclass

@@ -34,13 +34,13 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import Image
 
-from .bag_io import stamp_ns
-from ..geometry.synthetic import box_room
-from ..geometry.synthetic import DEFAULT_BOXES
-from ..geometry.synthetic import intrinsics_from_fov
-from ..messages.camera_info import intrinsics_to_camera_info
-from ..messages.image import array_to_image
-from ..node_camera import message_type
+from ..bag_io import stamp_ns
+from ...geometry.synthetic import box_room
+from ...geometry.synthetic import DEFAULT_BOXES
+from ...geometry.synthetic import intrinsics_from_fov
+from ...messages.camera_info import intrinsics_to_camera_info
+from ...messages.image import array_to_image
+from ...pipeline.topics import message_type
 
 FRAME_ID = 'demo_camera_optical_frame'
 ROOM_DEPTH_M = 6.0

@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
-from .demo import COMPLETE_TOPICS
-from .demo import depth_accuracy
-from .demo import NAMESPACE
-from .demo import percentiles_ms
-from .demo import save_frame_files
+from .results import COMPLETE_TOPICS
+from .results import depth_accuracy
+from .results import NAMESPACE
+from .results import percentiles_ms
+from .results import save_frame_files
 
 DISCOVERY_TIMEOUT_S = 10.0
 
@@ -72,10 +72,10 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
     from genpercept_ros.node import GenPerceptNode
-    from .bag_io import BagWriter
-    from .demo_nodes import render_frames
-    from .demo_nodes import Recorder
-    from .demo_nodes import SyntheticCamera
+    from ..bag_io import BagWriter
+    from .nodes import render_frames
+    from .nodes import Recorder
+    from .nodes import SyntheticCamera
 
     intrinsics, scenes = render_frames(width, height, frames)
     parameters, values = _node_parameters(args, model_root, meaningful)

@@ -16,7 +16,7 @@
 Launch actions shared by ``launch/*.launch.py`` (imports ``launch``/``launch_ros``).
 
 Only the launch files import this module; everything testable without a ROS install (argument
-tables, the argument -> parameter mapping) lives in ``launch_args``.
+tables, the argument -> parameter mapping) lives in :mod:`genpercept_ros.launch_plan.plan`.
 """
 
 from ament_index_python.packages import get_package_share_directory
@@ -33,7 +33,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-from . import launch_args
+from . import plan as launch_plan
 
 
 def _node_actions(spec):
@@ -64,11 +64,11 @@ def describe_launch(arguments, plan_nodes):
     """
     Return the LaunchDescription shared by the package's launch files.
 
-    :param arguments: the ``LaunchArgument`` table to declare (``launch_args``).
-    :param plan_nodes: ``plan_*_camera(values, share_dir) -> LaunchPlan`` from ``launch_args``.
+    :param arguments: the ``LaunchArgument`` table to declare (:mod:`.plan`).
+    :param plan_nodes: ``plan_*_camera(values, share_dir) -> LaunchPlan`` from :mod:`.plan`.
     """
     def launch_setup(context):
-        share_dir = get_package_share_directory(launch_args.PACKAGE)
+        share_dir = get_package_share_directory(launch_plan.PACKAGE)
         plan = plan_nodes(context.launch_configurations, share_dir)
         return [action for spec in plan.nodes + plan.helpers for action in _node_actions(spec)]
 

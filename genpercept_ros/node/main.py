@@ -45,8 +45,8 @@ from rclpy.node import Node
 from rclpy.signals import install_signal_handlers
 from rclpy.signals import SignalHandlerOptions
 
-from .messages import tune_allocator
-from .node_core import NodeCore
+from .core import NodeCore
+from .process import tune_allocator
 
 NODE_NAME = 'genpercept_node'
 LIFECYCLE_FLAG = '--lifecycle'
@@ -216,7 +216,3 @@ def _leave(code, exit_process):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

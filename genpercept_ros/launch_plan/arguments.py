@@ -22,7 +22,7 @@ Arguments that set a node parameter default to ``''``, which keeps the value fro
 from dataclasses import dataclass
 import math
 
-from genpercept_ros.pipeline_parameters import PARAMETER_SPECS
+from ..pipeline.parameters import PARAMETER_SPECS
 
 PACKAGE = 'genpercept_ros'
 EXECUTABLE = 'genpercept_node'

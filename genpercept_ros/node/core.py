@@ -1,0 +1,221 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+What the plain and the lifecycle node share: parameters, model, topics, worker, diagnostics.
+
+The executor thread only runs callbacks that store messages; the :class:`FrameWorker` thread
+runs the pipeline and publishes (see :mod:`.worker`); problems go through one
+:class:`ProblemReporter` (see :mod:`.problems`).
+"""
+
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
+
+from .camera import CameraChannel
+from .camera import make_qos
+from .diagnostics import Diagnostics
+from .parameters import declare_parameters
+from .problems import ProblemReporter
+from .worker import FrameWorker
+from ..pipeline import FramePipeline
+from ..pipeline import PipelineSettings
+from ..pipeline.parameters import PARAMETER_SPECS
+from ..pipeline.parameters import resolve_device
+from ..pipeline.parameters import resolve_dtype
+from ..pipeline.parameters import validate_parameters
+
+
+class NodeCore:
+    """The node's behaviour, attached to an rclpy ``Node`` or ``LifecycleNode``."""
+
+    def __init__(self, node):
+        """Declare and validate parameters (raises ``ValueError`` for invalid values)."""
+        self.node = node
+        self.logger = node.get_logger()
+        self.params = declare_parameters(node)
+        self.settings = PipelineSettings.from_parameters(self.params)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+        self.pipeline = None
+        self.device = None
+        self.dtype = None
+        self.load_time_s = None
+        self.condition = threading.Condition()
+        self.channels = [CameraChannel(name, self.condition)
+                         for name in (self.params['cameras'] or [''])]
+        self.problems = ProblemReporter(self.logger)
+        self._worker = FrameWorker(self)
+        self._active = False
+        self._diagnostics = Diagnostics(node.get_fully_qualified_name())
+        self._diagnostics_publisher = None
+        self._diagnostics_timer = None
+
+    # Parameters ----------------------------------------------------------------------------
+
+    def _on_set_parameters(self, parameters):
+        candidate = dict(self.params)
+        for parameter in parameters:
+            if parameter.name in PARAMETER_SPECS:
+                candidate[parameter.name] = parameter.value
+        try:
+            checked = validate_parameters(candidate)
+            settings = PipelineSettings.from_parameters(checked)
+        except ValueError as error:
+            self.logger.warning(f'rejected parameter change: {error}')
+            return SetParametersResult(successful=False, reason=str(error))
+        self.params = checked
+        self.settings = settings
+        if self.pipeline is not None:
+            self.pipeline.settings = settings
+        return SetParametersResult(successful=True)
+
+    # Model -----------------------------------------------------------------------------------
+
+    def load_model(self):
+        """Load the predictor (raises WeightsError/ValueError/RuntimeError with the reason)."""
+        import torch
+
+        from ..model.predictor import GenPerceptPredictor
+        params = self.params
+        self.device = resolve_device(params['device'], torch.cuda.is_available())
+        self.dtype = resolve_dtype(params['dtype'], self.device)
+        where = params['model_root'] or 'the Hugging Face cache'
+        self.logger.info(
+            f"loading depth_model={params['depth_model']!r} "
+            f"normal_model={params['normal_model']!r} from {where} "
+            f'on {self.device} ({self.dtype})')
+        start = time.monotonic()
+        predictor = GenPerceptPredictor.from_pretrained(
+            depth_model=params['depth_model'] or None,
+            normal_model=params['normal_model'] or None,
+            model_root=params['model_root'] or None, device=self.device, dtype=self.dtype,
+            allow_pickle=params['allow_pickle'])
+        self.load_time_s = time.monotonic() - start
+        self.pipeline = FramePipeline(predictor, self.settings)
+        self.logger.info(f'loaded {predictor.describe()} in {self.load_time_s:.2f} s')
+
+    def unload_model(self):
+        """Drop the predictor and free accelerator memory."""
+        self.pipeline = None
+        from ..model.runtime import release_cached_memory
+        release_cached_memory()
+
+    # Topics ----------------------------------------------------------------------------------
+
+    def create_publishers(self):
+        """Advertise every output of every camera, and /diagnostics."""
+        qos = make_qos(self.params['output_reliability'], self.params['output_depth'])
+        topics = self.pipeline.output_topics()
+        for channel in self.channels:
+            channel.create_publishers(self.node, topics, qos)
+        self._diagnostics_publisher = self.node.create_publisher(DiagnosticArray,
+                                                                 '/diagnostics', 10)
+        self._diagnostics_timer = self.node.create_timer(self.params['diagnostics_period_s'],
+                                                         self.publish_diagnostics)
+        names = ', '.join(channel.topic(topic) for channel in self.channels for topic in topics)
+        self.logger.info(f'publishing {names}')
+
+    def destroy_publishers(self):
+        """Withdraw all outputs."""
+        for channel in self.channels:
+            channel.destroy_publishers(self.node)
+        if self._diagnostics_timer is not None:
+            self.node.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if self._diagnostics_publisher is not None:
+            self.node.destroy_publisher(self._diagnostics_publisher)
+            self._diagnostics_publisher = None
+
+    def activate(self):
+        """Subscribe the inputs and start the worker."""
+        for channel in self.channels:
+            channel.create_subscriptions(self.node, self.params, self._on_reference)
+        self._worker.start()
+        self._active = True
+        transport = 'image/compressed' if self.params['input_transport'] == 'compressed' \
+            else 'image'
+        inputs = ', '.join(channel.topic(transport) for channel in self.channels)
+        self.logger.info(f'subscribed to {inputs} (+ camera_info)')
+
+    def deactivate(self):
+        """Unsubscribe and stop the worker (waits for a running inference up to a bound)."""
+        self._active = False
+        for channel in self.channels:
+            channel.destroy_subscriptions(self.node)
+        self.stop_worker()
+
+    def stop_worker(self):
+        """Ask the worker to stop and wait for it at most ``WORKER_JOIN_S``."""
+        self._worker.stop()
+
+    def worker_running(self):
+        """Return whether a worker thread is still running (e.g. stuck in inference)."""
+        return self._worker.running()
+
+    def shutdown(self):
+        """Stop everything (idempotent)."""
+        self.stop_worker()
+        if self._active:
+            self._active = False
+            for channel in self.channels:
+                try:
+                    channel.destroy_subscriptions(self.node)
+                except Exception:  # noqa: B902 - the context may already be gone
+                    pass
+
+    # Callbacks -------------------------------------------------------------------------------
+
+    def _on_reference(self, channel, msg):
+        if self.settings.scale_mode != 'reference' or self.pipeline is None:
+            return
+        try:
+            self.pipeline.add_reference(msg, camera=channel.name,
+                                        camera_info=channel.reference_info)
+        except (TypeError, ValueError) as error:
+            self.problems.report(channel, 'reference', f'cannot use metric reference: {error}')
+
+    def publish_diagnostics(self):
+        """Publish one DiagnosticArray (timer callback)."""
+        publisher = self._diagnostics_publisher
+        if publisher is None:
+            return
+        pipeline = self.pipeline
+        scale_reports = {}
+        if pipeline is None:
+            model_status = (DiagnosticStatus.ERROR, 'model not loaded', {})
+        else:
+            predictor = pipeline.predictor
+            model_status = (DiagnosticStatus.OK, predictor.describe(), {
+                'depth_model': self.params['depth_model'] or 'disabled',
+                'normal_model': self.params['normal_model'] or 'disabled',
+                'model_root': self.params['model_root'] or 'huggingface cache',
+                'device': str(self.device), 'dtype': str(self.dtype),
+                'load_time_s': f'{self.load_time_s:.3f}',
+                'processing_resolution': str(self.settings.processing_resolution),
+                'output_resolution': self.settings.output_resolution,
+                'state': 'active' if self._active else 'inactive',
+                'batch_size_last': str(self._worker.last_batch_size),
+                'batch_size_max': str(self._worker.max_batch_size),
+            })
+            scale_reports = {channel.name: pipeline.scale_status(channel.name)
+                             for channel in self.channels}
+        extra = {name: {'normals_agreement_median_deg': f'{value:.3g}'}
+                 for name, value in self._worker.normals_agreement.items()}
+        publisher.publish(self._diagnostics.build(
+            self.node.get_clock().now().to_msg(), time.monotonic(), model_status,
+            self.channels, scale_reports, extra))

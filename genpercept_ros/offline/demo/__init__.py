@@ -1,0 +1,26 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+``genpercept demo``: synthetic camera -> genpercept node -> recorder, end to end.
+
+Modules: ``command`` (CLI options, weights choice, entry point), ``session`` (runs the nodes
+and writes the results), ``nodes`` (synthetic camera and recorder nodes), ``results`` (what
+the demo measures and saves). Imports point one way: command -> session -> nodes, results.
+"""
+
+from .command import add_arguments
+from .command import run
+
+__all__ = ['add_arguments', 'run']

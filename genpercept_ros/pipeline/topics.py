@@ -1,0 +1,69 @@
+# Copyright 2026 genpercept_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The node's output topics: relative names, the message type on each, and which exist per model.
+
+One table for the node (advertising), the pipeline (what to compute) and the tools that record or
+read the outputs (``genpercept bag``, the demo).
+"""
+
+from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import Image
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Float64MultiArray
+
+RELATIVE_DEPTH_TOPIC = 'depth_relative/image'
+RELATIVE_DISPARITY_TOPIC = 'disparity_relative/image'
+DEPTH_TOPIC = 'depth/image'
+DEPTH_INFO_TOPIC = 'depth/camera_info'
+DEPTH_COLORED_TOPIC = 'depth/colored'
+NORMALS_TOPIC = 'normals/image'
+NORMALS_COLORED_TOPIC = 'normals/colored'
+POINTS_TOPIC = 'points'
+POINTS_VOXEL_TOPIC = 'points_voxel'
+SCALE_TOPIC = 'scale'
+
+SCALE_LAYOUT_LABEL = 'scale,shift,inlier_ratio,residual'
+
+METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, POINTS_TOPIC,
+                 POINTS_VOXEL_TOPIC, SCALE_TOPIC)
+CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC)
+NORMAL_TOPICS = (NORMALS_TOPIC, NORMALS_COLORED_TOPIC)
+
+
+def relative_topic(depth_kind):
+    """Return the topic of the unitless prediction: depth or disparity, never metres."""
+    return RELATIVE_DISPARITY_TOPIC if depth_kind == 'relative_disparity' else RELATIVE_DEPTH_TOPIC
+
+
+def output_topics(depth_kind, has_normals):
+    """Return every topic a predictor with these outputs produces, in publishing order."""
+    topics = ()
+    if depth_kind is not None:
+        topics += (relative_topic(depth_kind),) + METRIC_TOPICS
+    if has_normals:
+        topics += NORMAL_TOPICS
+    return topics
+
+
+def message_type(topic):
+    """Return the message class published on an output topic."""
+    if topic == DEPTH_INFO_TOPIC:
+        return CameraInfo
+    if topic in (POINTS_TOPIC, POINTS_VOXEL_TOPIC):
+        return PointCloud2
+    if topic == SCALE_TOPIC:
+        return Float64MultiArray
+    return Image
