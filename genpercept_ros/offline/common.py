@@ -41,6 +41,11 @@ def add_model_arguments(parser, processing_resolution=768):
                        help='longest edge the model runs at, 0 = native (default: %(default)s)')
     group.add_argument('--output-resolution', default='input', choices=('input', 'processing'),
                        help='size of the outputs: the input size or the processing size')
+    group.add_argument('--acceleration', default='auto',
+                       choices=('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs'),
+                       help='fast path, checked against eager on the first frame of each size '
+                            '(eager with one warning when it fails); auto: the fastest passing '
+                            'path on CUDA, eager on CPU (default: %(default)s)')
     group.add_argument('--allow-pickle', action='store_true',
                        help='allow loading pickle (.bin/.ckpt) checkpoints; never do this with '
                             'files you do not trust')
@@ -94,7 +99,8 @@ def load_predictor(args):
         predictor = GenPerceptPredictor.from_pretrained(
             depth_model=args.depth_model or None, normal_model=args.normal_model or None,
             model_root=args.model_root, device=device, dtype=dtype,
-            allow_pickle=args.allow_pickle)
+            allow_pickle=args.allow_pickle, acceleration=getattr(args, 'acceleration', 'eager'),
+            warn=lambda message: print(f'genpercept: warning: {message}', file=sys.stderr))
     except (WeightsError, ValueError) as error:
         print(f'genpercept: cannot load the model: {error}', file=sys.stderr)
         return None
