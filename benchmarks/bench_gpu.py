@@ -215,10 +215,16 @@ class Weights:
                            for task, unet in self.unets.items()})
         return self._bf16
 
-    def predictor(self, tasks, dtype, channels_last=False):
-        """Return a GenPerceptPredictor over the modules for ``tasks`` (fresh VAE halves)."""
+    def predictor(self, tasks, dtype, channels_last=False, acceleration='eager'):
+        """
+        Return a GenPerceptPredictor over the modules for ``tasks``.
+
+        The VAE is a shallow copy (own encoder/decoder slots, shared parameters), so that the
+        predictor's acceleration wrappers never reach the shared modules. ``acceleration`` is
+        the predictor's checked option: the first call of each shape checks it against eager.
+        """
         vae, unets = self.modules(dtype)
-        vae = copy.copy(vae)   # own encoder/decoder attributes, shared parameters
+        vae = shallow_copy(vae)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             vae = copy.deepcopy(vae).to(memory_format=memory_format)
@@ -228,7 +234,9 @@ class Weights:
             {task: self.specs[task] for task in tasks},
             {task: unets[task] for task in tasks}, {}, {self.vae_key: vae},
             {self.specs['depth'].conditioning: self.conditioning.to(dtype)},
-            self.settings.device, dtype, channels_last=channels_last, max_batch_size=8)
+            self.settings.device, dtype, channels_last=channels_last, max_batch_size=8,
+            acceleration=acceleration, warn=lambda message: print(f'warning: {message}'),
+            compile_mode=getattr(self, 'compile_mode', None))
 
     def parameter_bytes(self, tasks, dtype):
         """Return the bytes of the weights ``tasks`` need in ``dtype``."""
@@ -237,16 +245,13 @@ class Weights:
         return sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
 
 
-def graph_predictor(predictor):
-    """Wrap the predictor's UNets and VAE halves in CUDA graphs (one shared pool)."""
-    pool = torch.cuda.graph_pool_handle()
-    for task in list(predictor._unets):
-        predictor._unets[task] = CudaGraphModule(predictor._unets[task], sample_output=True,
-                                                 pool=pool)
-    for vae in predictor._vaes.values():
-        vae.encoder = CudaGraphModule(vae.encoder, pool=pool)
-        vae.decoder = CudaGraphModule(vae.decoder, pool=pool)
-    return predictor
+def shallow_copy(module):
+    """Return a copy of ``module`` with its own child/parameter tables, sharing the tensors."""
+    clone = copy.copy(module)
+    clone._modules = dict(module._modules)
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    return clone
 
 
 # ---------------------------------------------------------------------------- sections
@@ -308,10 +313,9 @@ class Run:
                 skipped.append({'path': path, 'reason': reason})
                 continue
             for name, tasks in TASK_SETS.items():
-                predictor = weights.predictor(tasks, torch.bfloat16,
-                                              channels_last=path == 'channels_last')
-                if path == 'cuda_graphs':
-                    graph_predictor(predictor)
+                predictor = weights.predictor(
+                    tasks, torch.bfloat16, channels_last=path == 'channels_last',
+                    acceleration='eager' if path == 'channels_last' else path)
                 for batch in self.settings.batches:
                     rows.append(self._time_predict(predictor, name, path, batch))
                     per_frame = rows[-1]['per_frame_ms']
@@ -334,7 +338,11 @@ class Run:
         first_s = time.perf_counter() - started
         median, best = time_call(call, self.settings.device, self.settings.warmup,
                                  self.settings.iters)
+        status = predictor.acceleration
         row = {'tasks': name, 'path': path, 'dtype': 'bf16', 'batch': batch,
+               'acceleration_active': status.active, 'acceleration_reason': status.summary(),
+               'acceleration_checks': [dict(check, signature=repr(check['signature']))
+                                       for check in status.checks],
                'processing_size': list(output.processing_size[0]), 'first_call_s': first_s,
                'median_ms': median, 'min_ms': best, 'per_frame_ms': median / batch,
                'min_per_frame_ms': best / batch, 'frames_per_s': 1000.0 * batch / median}
@@ -352,9 +360,7 @@ class Run:
             if reason is not None:
                 out[path] = {'skipped': reason}
                 continue
-            predictor = weights.predictor(('depth',), torch.bfloat16)
-            if path == 'cuda_graphs':
-                graph_predictor(predictor)
+            predictor = weights.predictor(('depth',), torch.bfloat16, acceleration=path)
             frames = self.frames[1]
             if device.type == 'cuda':
                 predictor.predict(frames, processing_resolution=self.settings.resolution)
@@ -543,6 +549,12 @@ class Run:
 
         self._time_modules(out, 'eager', eager)
         self._time_modules(out, 'channels_last', channels_last)
+        saved = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            self._time_modules(out, 'cudnn_benchmark', eager)
+        finally:
+            torch.backends.cudnn.benchmark = saved
         reason = cuda_graphs_unavailable_reason(self.settings.device)
         if reason is None:
             self._time_modules(out, 'cuda_graphs', graphs)
@@ -571,11 +583,11 @@ class Run:
             return
         self._time_modules(out, 'compile+cuda_graphs', lambda module, name: CudaGraphModule(
             compiled[name], sample_output=name == 'unet'))
-        predictor = self.need_weights().predictor(('depth',), torch.bfloat16)
-        predictor._unets['depth'] = CudaGraphModule(compiled['unet'], sample_output=True)
-        vae = next(iter(predictor._vaes.values()))
-        vae.encoder = CudaGraphModule(compiled['encoder'])
-        vae.decoder = CudaGraphModule(compiled['decoder'])
+        # End to end through the predictor's checked option (compiles its own modules again:
+        # torch.compile caches per code object, so this reuses most of the work above).
+        self.weights.compile_mode = mode
+        predictor = self.weights.predictor(('depth',), torch.bfloat16,
+                                           acceleration='compile+cuda_graphs')
         out['end_to_end'] = self._time_predict(predictor, 'depth', 'compile+cuda_graphs', 1)
 
 
