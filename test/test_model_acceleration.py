@@ -304,3 +304,20 @@ def test_every_cuda_object_is_created_under_the_predictors_device(monkeypatch):
     wrong = [(kind, index) for kind, index in recorder.created if index != 1]
     assert wrong == [], f'created on the current device (0) instead of cuda:1: {wrong}'
     assert recorder.current == [0]
+
+
+def test_both_tasks_decode_in_one_batched_call_with_the_same_results(tiny_model_root):
+    predictor = _load(tiny_model_root, 'eager', [])
+    decoder = next(iter(predictor._vaes.values())).decoder
+    batches = []
+    decoder.register_forward_hook(
+        lambda _module, inputs, _output: batches.append(inputs[0].shape[0]))
+    frames = _frames(count=2)
+    together = predictor.predict(frames, processing_resolution=64)
+    assert batches == [4]            # 2 frames x (depth, normal), one call
+    predictor.batch_decoders = False
+    apart = predictor.predict(frames, processing_resolution=64)
+    assert batches == [4, 2, 2]
+    for name in ('depth_raw', 'normal_raw'):
+        for a, b in zip(getattr(together, name), getattr(apart, name)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
