@@ -321,3 +321,38 @@ def test_both_tasks_decode_in_one_batched_call_with_the_same_results(tiny_model_
     for name in ('depth_raw', 'normal_raw'):
         for a, b in zip(getattr(together, name), getattr(apart, name)):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_auto_picks_the_fastest_path_that_passes_and_says_why(tiny_model_root, monkeypatch):
+    # Let auto try the fast paths on this CPU: compile (faked: right but 1.5 s slower per
+    # decoder call) passes its check, CUDA graphs cannot run; eager is the fastest that passed.
+    monkeypatch.setattr(acceleration, 'AUTO_DEVICE_TYPES', ('cpu', 'cuda'))
+
+    def slow(name, _args, output):
+        if name == 'Decoder':
+            acceleration.time.sleep(1.5)
+        return output
+
+    _fake_compile(monkeypatch, slow)
+    warnings = []
+    predictor = _load(tiny_model_root, 'auto', warnings)
+    predictor.predict(_frames(), processing_resolution=64)
+    status = predictor.acceleration
+    assert warnings == [] and status.active == 'eager' and status.fallback is None
+    checks = {check['path']: check for check in status.checks}
+    assert set(checks) == {'compile'} and checks['compile']['ok']
+    assert status.reason.startswith('auto: fastest path that passed its check')
+    assert 'eager' in status.reason and 'compile' in status.reason
+    assert 'cuda_graphs: CUDA graphs need a CUDA device' in status.reason
+    assert not any(isinstance(module, _FakeCompiled) for module in predictor._unets.values())
+
+
+def test_auto_with_every_fast_path_failing_warns_once(tiny_model_root, monkeypatch):
+    monkeypatch.setattr(acceleration, 'AUTO_DEVICE_TYPES', ('cpu', 'cuda'))
+    _fake_compile(monkeypatch, _perturb_decoder(0.5))
+    warnings = []
+    predictor = _load(tiny_model_root, 'auto', warnings)
+    predictor.predict(_frames(), processing_resolution=64)
+    assert len(warnings) == 1 and "acceleration 'auto'" in warnings[0]
+    assert 'differs from eager' in warnings[0] and 'CUDA' in warnings[0]
+    assert predictor.acceleration.active == 'eager'

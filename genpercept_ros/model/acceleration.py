@@ -45,6 +45,8 @@ ACCELERATIONS = ('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs
 # What ``auto`` tries on CUDA, expected fastest first (performance-anchors.md section 4); the
 # fastest that passes its check wins, eager included.
 AUTO_CANDIDATES = ('compile+cuda_graphs', 'cuda_graphs', 'compile')
+# Device types on which ``auto`` tries the fast paths (elsewhere it serves eager unchecked).
+AUTO_DEVICE_TYPES = ('cuda',)
 CHECK_TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 2e-2}
 _LOG = logging.getLogger(__name__)
 
@@ -337,7 +339,7 @@ class Accelerator:
         self.status = AccelerationStatus(requested=self.requested)
         if self.requested == 'eager':
             self.status.reason = 'requested'
-        elif self.requested == 'auto' and predictor.device.type != 'cuda':
+        elif self.requested == 'auto' and predictor.device.type not in AUTO_DEVICE_TYPES:
             self.status.reason = (f'auto on {predictor.device}: the fast paths target GPU '
                                   'kernel-launch overhead')
         elif self.requested != 'auto' and path_unavailable_reason(self.requested, predictor):
@@ -409,7 +411,7 @@ class Accelerator:
         """Return whether ``signature`` has not been checked yet for the active choice."""
         if self._failed or self.requested == 'eager':
             return False
-        if self.requested == 'auto' and self.predictor.device.type != 'cuda':
+        if self.requested == 'auto' and self.predictor.device.type not in AUTO_DEVICE_TYPES:
             return False
         return signature not in self._prepared
 
