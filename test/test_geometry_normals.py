@@ -12,10 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Normal frame conversion, normals from depth on analytic scenes, angular agreement."""
+"""Normals from depth on analytic scenes, angular agreement."""
 
 from genpercept_ros.geometry.normals import angular_agreement
-from genpercept_ros.geometry.normals import genpercept_to_optical
 from genpercept_ros.geometry.normals import normals_from_depth
 from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.geometry.synthetic import plane_scene
@@ -33,29 +32,6 @@ def _pinhole_cloud(scene):
 
 def _angles_deg(a, b):
     return np.degrees(np.arccos(np.clip(np.sum(a * b, axis=-1), -1.0, 1.0)))
-
-
-def test_genpercept_frame_maps_to_optical_frame():
-    # GenPercept: x right, y up, z towards the camera (measured on the reference demo).
-    floor_up = [0.0, 0.96, 0.05]        # floor normal: up
-    facing_camera = [0.0, 0.0, 0.92]    # wall facing the camera
-    facing_right = [0.95, 0.0, 0.0]     # left wall
-    out = genpercept_to_optical(np.array([floor_up, facing_camera, facing_right]))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, rtol=1e-6)
-    assert out[0, 1] < -0.99          # up is -y in the optical frame
-    np.testing.assert_allclose(out[1], [0.0, 0.0, -1.0])  # towards the camera is -z
-    np.testing.assert_allclose(out[2], [1.0, 0.0, 0.0])
-
-
-def test_zero_and_invalid_vectors_become_nan():
-    out = genpercept_to_optical(np.array([[[0.0, 0.0, 0.0], [np.nan, 1.0, 0.0],
-                                           [np.inf, 0.0, 0.0], [0.0, -2.0, 0.0]]]))
-    assert out.shape == (1, 4, 3)
-    assert np.isnan(out[0, :3]).all()
-    np.testing.assert_allclose(out[0, 3], [0.0, 1.0, 0.0])
-    with pytest.raises(ValueError, match='`normals`'):
-        genpercept_to_optical(np.zeros((4, 2)))
 
 
 def test_normals_from_depth_recover_a_tilted_plane():

@@ -139,6 +139,9 @@ def test_device_and_dtype_resolution():
     assert predictor_module.vae_dtype_for(torch.float16) == torch.bfloat16
     assert predictor_module.vae_dtype_for(torch.float32) == torch.float32
     assert predictor_module.resolve_device('cpu') == cpu
+    expected_auto = cuda if torch.cuda.is_available() else cpu
+    assert predictor_module.resolve_device('auto') == expected_auto
+    assert predictor_module.resolve_device(None) == expected_auto
     with pytest.raises(ValueError, match='unsupported dtype'):
         predictor_module.resolve_dtype('int8', cpu)
     with pytest.raises(ValueError, match='cpu, cuda or cuda:N'):

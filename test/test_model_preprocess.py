@@ -16,8 +16,8 @@
 
 from genpercept_ros.model.preprocess import normalise_v2
 from genpercept_ros.model.preprocess import preprocess_v1
-from genpercept_ros.model.preprocess import processing_size
 from genpercept_ros.model.preprocess import resize_like_torchvision
+from genpercept_ros.model.sizes import processing_size
 import numpy as np
 from PIL import Image
 import pytest

@@ -19,8 +19,6 @@ from pathlib import Path
 from genpercept_ros.node.parameters import parameter_descriptor
 from genpercept_ros.pipeline.parameters import DEFAULTS
 from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
-from genpercept_ros.pipeline.parameters import resolve_device
-from genpercept_ros.pipeline.parameters import resolve_dtype
 from genpercept_ros.pipeline.parameters import validate_parameters
 import pytest
 from rcl_interfaces.msg import ParameterType
@@ -97,12 +95,3 @@ def test_invalid_values_are_named(values, fragment):
     """Each invalid value is rejected with a message naming the problem."""
     with pytest.raises(ValueError, match=fragment):
         validate_parameters(values)
-
-
-def test_auto_device_and_dtype():
-    """'auto' picks cuda + bf16 when CUDA exists, cpu + fp32 otherwise; explicit values stay."""
-    assert resolve_device('auto', cuda_available=True) == 'cuda'
-    assert resolve_device('auto', cuda_available=False) == 'cpu'
-    assert resolve_device('cuda:1', cuda_available=True) == 'cuda:1'
-    assert resolve_dtype('auto', 'cuda') == 'bf16' and resolve_dtype('auto', 'cuda:0') == 'bf16'
-    assert resolve_dtype('auto', 'cpu') == 'fp32' and resolve_dtype('fp16', 'cuda') == 'fp16'

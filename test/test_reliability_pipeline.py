@@ -23,8 +23,8 @@ their header, before any pixel is converted.
 from builtin_interfaces.msg import Time
 from genpercept_ros.messages.errors import CodecError
 from genpercept_ros.model.predictor import PredictionOutput
-from genpercept_ros.model.preprocess import processing_size
 from genpercept_ros.model.registry import MODELS
+from genpercept_ros.model.sizes import processing_size
 from genpercept_ros.pipeline import check_frame_size
 from genpercept_ros.pipeline import decode_image
 from genpercept_ros.pipeline import Frame

@@ -26,10 +26,10 @@ from .filters import voxel_downsample  # noqa: F401
 from .filters import voxel_downsample_rgb  # noqa: F401
 from .intrinsics import Intrinsics  # noqa: F401
 from .normals import angular_agreement  # noqa: F401
-from .normals import genpercept_to_optical  # noqa: F401
 from .normals import normals_from_depth  # noqa: F401
 from .scale import affine_to_metric  # noqa: F401
 from .scale import fit_scale_shift  # noqa: F401
+from .scale import range_affine  # noqa: F401
 from .scale import relative_to_metric  # noqa: F401
 from .scale import ScaleShiftFit  # noqa: F401
 from .scale import space_for_kind  # noqa: F401

@@ -13,29 +13,15 @@
 # limitations under the License.
 
 """
-Surface normals: GenPercept's camera frame to ROS optical, normals from depth, agreement.
+Surface normals in the ROS optical frame: normals from depth, angular agreement.
 
-GenPercept normals use an OpenGL-style camera frame (x right, y up, z towards the camera);
-the ROS optical frame is x right, y down, z forward, so the conversion is (x, -y, -z).
+(The model's own frame conversion, GenPercept's (x, y, z) -> optical (x, -y, -z), has one home:
+``genpercept_ros.model.postprocess.normals_to_optical``.)
 """
 
 import numpy as np
 
 _MIN_NORM = 1e-6
-
-
-def genpercept_to_optical(normals):
-    """
-    Convert GenPercept normals (..., 3) to unit float32 normals in the ROS optical frame.
-
-    The model's vectors are not unit length, so they are renormalised; zero-length or
-    non-finite vectors become NaN.
-    """
-    n = np.asarray(normals, dtype=np.float32)
-    if n.ndim < 1 or n.shape[-1] != 3:
-        raise ValueError(f'`normals` must have shape (..., 3), got {n.shape}.')
-    optical = n * np.array([1.0, -1.0, -1.0], dtype=np.float32)
-    return _normalised(optical)
 
 
 def normals_from_depth(xyz, max_relative_jump=None):

@@ -57,18 +57,30 @@ def relative_to_metric(relative, kind, mode, near_m=None, far_m=None, scale=None
     _check_choice('mode', mode, SCALE_MODES)
     rel = np.asarray(relative, dtype=np.float32)
     if mode == 'range':
-        near = _positive_finite('near_m', near_m)
-        far = _positive_finite('far_m', far_m)
-        if not near < far:
-            raise ValueError(f'`near_m` ({near}) must be smaller than `far_m` ({far}).')
-        if kind == 'relative_depth':
-            s, t = far - near, near
-        else:
-            s, t = 1.0 / near - 1.0 / far, 1.0 / far
+        space, s, t = range_affine(kind, near_m, far_m)
     else:
+        space = space_for_kind(kind)
         s = _positive_finite('scale', scale)
         t = 0.0 if shift is None else _finite('shift', shift)
-    return affine_to_metric(rel, space_for_kind(kind), s, t)
+    return affine_to_metric(rel, space, s, t)
+
+
+def range_affine(kind, near_m, far_m):
+    """
+    Return ``(space, scale, shift)`` of the range mapping of a ``kind`` output onto metres.
+
+    Depth kind: ``d = near + r (far - near)`` (space 'depth'); disparity kind:
+    ``1/d = 1/far + r (1/near - 1/far)`` (space 'disparity'), so r = 0 is ``far_m`` and r = 1
+    ``near_m``. Raises ``ValueError`` naming the argument for non-positive or unordered ends.
+    """
+    space = space_for_kind(kind)
+    near = _positive_finite('near_m', near_m)
+    far = _positive_finite('far_m', far_m)
+    if not near < far:
+        raise ValueError(f'`near_m` ({near}) must be smaller than `far_m` ({far}).')
+    if space == 'depth':
+        return space, far - near, near
+    return space, 1.0 / near - 1.0 / far, 1.0 / far
 
 
 def affine_to_metric(relative, space, scale, shift):

@@ -41,7 +41,6 @@ from genpercept_ros.model.precision import keep_dpt_head_output_fp32
 from genpercept_ros.model.precision import keep_vae_decoder_output_fp32
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
-from genpercept_ros.model.preprocess import processing_size
 from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
 from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import LATENT_SCALE
@@ -54,6 +53,7 @@ from genpercept_ros.model.runtime import resolve_device
 from genpercept_ros.model.runtime import resolve_dtype
 from genpercept_ros.model.runtime import Stopwatch
 from genpercept_ros.model.runtime import vae_dtype_for
+from genpercept_ros.model.sizes import processing_size
 from genpercept_ros.model.weights import WeightsError
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np

@@ -25,28 +25,6 @@ import torch
 from torch.nn import functional
 
 
-def processing_size(height, width, processing_resolution):
-    """
-    Return the (height, width) the model runs at for an input of ``height`` x ``width``.
-
-    ``processing_resolution`` is the longest edge (0 = native). As in the reference the factor is
-    ``min(P / W, P / H)`` in float64 and the new sizes are truncated, so small images are
-    up-scaled too.
-    """
-    if processing_resolution is None or int(processing_resolution) < 0:
-        raise ValueError(f'processing_resolution must be >= 0, got {processing_resolution!r}')
-    processing_resolution = int(processing_resolution)
-    new_height, new_width = int(height), int(width)
-    if processing_resolution > 0:
-        factor = min(processing_resolution / width, processing_resolution / height)
-        new_height, new_width = int(height * factor), int(width * factor)
-    if new_height < 8 or new_width < 8:
-        raise ValueError(
-            f'a {height}x{width} image at processing resolution {processing_resolution} becomes '
-            f'{new_height}x{new_width}; the VAE needs at least 8 pixels per side')
-    return new_height, new_width
-
-
 def resize_like_torchvision(images, size):
     """
     Resize ``[B, C, H, W]`` images like ``torchvision.transforms.functional.resize``.

@@ -36,8 +36,6 @@ from .worker import FrameWorker
 from ..pipeline import FramePipeline
 from ..pipeline import PipelineSettings
 from ..pipeline.parameters import PARAMETER_SPECS
-from ..pipeline.parameters import resolve_device
-from ..pipeline.parameters import resolve_dtype
 from ..pipeline.parameters import validate_parameters
 
 
@@ -88,12 +86,14 @@ class NodeCore:
 
     def load_model(self):
         """Load the predictor (raises WeightsError/ValueError/RuntimeError with the reason)."""
-        import torch
-
         from ..model.predictor import GenPerceptPredictor
+        from ..model.runtime import DTYPE_NAMES
+        from ..model.runtime import resolve_device
+        from ..model.runtime import resolve_dtype
         params = self.params
-        self.device = resolve_device(params['device'], torch.cuda.is_available())
-        self.dtype = resolve_dtype(params['dtype'], self.device)
+        device = resolve_device(params['device'])
+        dtype = resolve_dtype(params['dtype'], device)
+        self.device, self.dtype = str(device), DTYPE_NAMES[dtype]
         where = params['model_root'] or 'the Hugging Face cache'
         self.logger.info(
             f"loading depth_model={params['depth_model']!r} "
@@ -103,7 +103,7 @@ class NodeCore:
         predictor = GenPerceptPredictor.from_pretrained(
             depth_model=params['depth_model'] or None,
             normal_model=params['normal_model'] or None,
-            model_root=params['model_root'] or None, device=self.device, dtype=self.dtype,
+            model_root=params['model_root'] or None, device=device, dtype=dtype,
             allow_pickle=params['allow_pickle'], acceleration=params['acceleration'],
             warn=self.logger.warning)
         self.load_time_s = time.monotonic() - start

@@ -27,7 +27,6 @@ import time
 import rclpy.logging
 
 from ..messages.errors import CodecError
-from ..pipeline import check_frame_size
 from ..pipeline import decode_image
 from ..pipeline import Frame
 from ..pipeline import FrameSizeError
@@ -146,10 +145,10 @@ class FrameWorker:
             if not wanted:
                 channel.stats.skipped_no_subscribers += 1
                 continue
-            settings = pipeline.settings
             try:
-                rgb = decode_image(msg, max_pixels=settings.max_input_pixels)
-                check_frame_size(rgb.shape[1], rgb.shape[0], settings)
+                # The pixel count is checked on the header, before decoding; the model's size
+                # rule once, by the pipeline (an ``input_size`` problem in the result).
+                rgb = decode_image(msg, max_pixels=pipeline.settings.max_input_pixels)
             except FrameSizeError as error:
                 core.problems.report(channel, INPUT_SIZE_PROBLEM, str(error))
                 continue
@@ -168,8 +167,14 @@ class FrameWorker:
         for (channel, arrival), result in zip(sources, results):
             if result is None or stop.is_set():
                 continue
+            refused = False
             for kind, message in result.problems:
-                core.problems.report(channel, kind, message, level='warning')
+                # A refused frame is an error; anything else the frame was still served with.
+                refused = refused or kind == INPUT_SIZE_PROBLEM
+                core.problems.report(channel, kind, message,
+                                     level='error' if kind == INPUT_SIZE_PROBLEM else 'warning')
+            if refused:
+                continue
             for topic, message in result.outputs.items():
                 publisher = channel.publishers.get(topic)
                 if publisher is not None:

@@ -67,16 +67,6 @@ def add_scale_arguments(parser):
                        help='shift of the fixed mode (default: %(default)s)')
 
 
-def resolve_device(device, dtype):
-    """Resolve 'auto' device and dtype choices; return ``(device, dtype)``."""
-    import torch
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if dtype == 'auto':
-        dtype = 'bf16' if str(device).startswith('cuda') else 'fp32'
-    return device, dtype
-
-
 def check_model_arguments(args):
     """Return an error message for invalid model options, or None."""
     if not (args.depth_model or args.normal_model):
@@ -94,11 +84,11 @@ def load_predictor(args):
     """
     from genpercept_ros.model.predictor import GenPerceptPredictor
     from genpercept_ros.model.weights import WeightsError
-    device, dtype = resolve_device(args.device, args.dtype)
     try:
+        # 'auto' device and dtype are resolved by the model layer (model/runtime.py).
         predictor = GenPerceptPredictor.from_pretrained(
             depth_model=args.depth_model or None, normal_model=args.normal_model or None,
-            model_root=args.model_root, device=device, dtype=dtype,
+            model_root=args.model_root, device=args.device, dtype=args.dtype,
             allow_pickle=args.allow_pickle, acceleration=getattr(args, 'acceleration', 'eager'),
             warn=lambda message: print(f'genpercept: warning: {message}', file=sys.stderr))
     except (WeightsError, ValueError) as error:

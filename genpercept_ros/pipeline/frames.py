@@ -59,10 +59,10 @@ from .scale import ScaleReport
 from ..messages.errors import CodecError
 from ..messages.image import compressed_to_rgb
 from ..messages.image import image_to_rgb
+from ..model.sizes import MIN_PROCESSING_SIDE
+from ..model.sizes import scaled_size
 
 
-# The VAE downsamples by 8: a processing size below 8 pixels per side has no latent pixel.
-MIN_PROCESSING_SIDE = 8
 INPUT_SIZE_PROBLEM = 'input_size'
 
 
@@ -185,16 +185,14 @@ def check_frame_size(width, height, settings):
     Raise :class:`FrameSizeError` when the model cannot take a ``width`` x ``height`` frame.
 
     The size at ``processing_resolution`` follows the model's rule (longest edge scaled to it,
-    sides truncated); each side must keep :data:`MIN_PROCESSING_SIDE` pixels.
+    sides truncated: :func:`genpercept_ros.model.sizes.scaled_size`); each side must keep
+    :data:`MIN_PROCESSING_SIDE` pixels.
     """
     if width <= 0 or height <= 0:
         raise FrameSizeError(f'zero-sized image ({width}x{height})')
     check_pixel_count(width, height, settings.max_input_pixels)
     resolution = settings.processing_resolution
-    new_width, new_height = width, height
-    if resolution > 0:
-        factor = min(resolution / width, resolution / height)
-        new_width, new_height = int(width * factor), int(height * factor)
+    new_height, new_width = scaled_size(height, width, resolution)
     if min(new_width, new_height) < MIN_PROCESSING_SIDE:
         ratio = max(width, height) / min(width, height)
         raise FrameSizeError(
@@ -256,11 +254,6 @@ class FramePipeline:
         """
         with self._lock:
             self._camera_state(camera).add_reference(msg, camera_info)
-
-    def reset(self):
-        """Forget every camera's references and scale history."""
-        with self._lock:
-            self._cameras.clear()
 
     def scale_status(self, camera=''):
         """Return the last :class:`ScaleReport` of ``camera`` or None."""

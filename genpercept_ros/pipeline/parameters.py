@@ -246,17 +246,3 @@ def validate_parameters(values):
     if len(set(cameras)) != len(cameras):
         raise ValueError(f'`cameras` lists a namespace twice: {cameras}.')
     return checked
-
-
-def resolve_device(requested, cuda_available):
-    """Return the torch device for ``requested`` ('auto' -> 'cuda' when available, else 'cpu')."""
-    if requested == 'auto':
-        return 'cuda' if cuda_available else 'cpu'
-    return requested
-
-
-def resolve_dtype(requested, device):
-    """Return the dtype name for ``requested`` ('auto' -> 'bf16' on cuda, 'fp32' elsewhere)."""
-    if requested == 'auto':
-        return 'bf16' if str(device).startswith('cuda') else 'fp32'
-    return requested

@@ -30,6 +30,7 @@ from sensor_msgs.msg import PointCloud2
 
 from ..geometry.scale import affine_to_metric
 from ..geometry.scale import fit_scale_shift
+from ..geometry.scale import range_affine
 from ..geometry.scale import space_for_kind
 from ..geometry.scale_reference import reference_from_depth_image
 from ..geometry.scale_reference import reference_from_points
@@ -75,14 +76,6 @@ class ScaleReport:
 def stamp_seconds(stamp):
     """Return a builtin_interfaces/Time as float seconds."""
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def range_affine(kind, near_m, far_m):
-    """Return ``(space, scale, shift)`` of the range mapping of ``kind`` onto [near, far]."""
-    space = space_for_kind(kind)
-    if space == 'depth':
-        return space, far_m - near_m, near_m
-    return space, 1.0 / near_m - 1.0 / far_m, 1.0 / far_m
 
 
 class CameraScaleState:
