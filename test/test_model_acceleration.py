@@ -15,6 +15,7 @@
 """The predictor's ``acceleration`` option: checks against eager, one warning, eager fallback."""
 
 import contextlib
+import types
 
 from genpercept_ros.model import acceleration
 from genpercept_ros.model.acceleration import CudaGraphModule
@@ -320,28 +321,41 @@ def test_both_tasks_decode_in_one_batched_call_with_the_same_results(tiny_model_
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
-def test_auto_picks_the_fastest_path_that_passes_and_says_why(tiny_model_root, monkeypatch):
-    # Let auto try the fast paths on this CPU: compile (faked: right but 1.5 s slower per
-    # decoder call) passes its check, CUDA graphs cannot run; eager is the fastest that passed.
-    monkeypatch.setattr(acceleration, 'AUTO_DEVICE_TYPES', ('cpu', 'cuda'))
+def _fake_clock(monkeypatch):
+    """Replace the accelerator's clock by one that only the fake fast path moves."""
+    clock = {'now': 0.0}
+    monkeypatch.setattr(acceleration, 'time',
+                        types.SimpleNamespace(perf_counter=lambda: clock['now']))
+    return clock
 
-    def slow(name, _args, output):
+
+@pytest.mark.parametrize('compile_cost_s, expected', [(1.5, 'eager'), (-1.5, 'compile')])
+def test_auto_picks_the_fastest_path_that_passes_and_says_why(
+        tiny_model_root, monkeypatch, compile_cost_s, expected):
+    # Let auto try the fast paths on this CPU. On a fake clock eager takes 0 s and the
+    # (faked, correct) compile path +-1.5 s per decoder call; CUDA graphs cannot run here.
+    monkeypatch.setattr(acceleration, 'AUTO_DEVICE_TYPES', ('cpu', 'cuda'))
+    clock = _fake_clock(monkeypatch)
+
+    def timed(name, _args, output):
         if name == 'Decoder':
-            acceleration.time.sleep(1.5)
+            clock['now'] += compile_cost_s
         return output
 
-    _fake_compile(monkeypatch, slow)
+    _fake_compile(monkeypatch, timed)
     warnings = []
     predictor = _load(tiny_model_root, 'auto', warnings)
     predictor.predict(_frames(), processing_resolution=64)
     status = predictor.acceleration
-    assert warnings == [] and status.active == 'eager' and status.fallback is None
+    assert warnings == [] and status.active == expected and status.fallback is None
     checks = {check['path']: check for check in status.checks}
     assert set(checks) == {'compile'} and checks['compile']['ok']
     assert status.reason.startswith('auto: fastest path that passed its check')
-    assert 'eager' in status.reason and 'compile' in status.reason
+    assert 'eager 0.0 ms' in status.reason and 'compile' in status.reason
     assert 'cuda_graphs: CUDA graphs need a CUDA device' in status.reason
-    assert not any(isinstance(module, _FakeCompiled) for module in predictor._unets.values())
+    served_compiled = all(isinstance(module, _FakeCompiled)
+                          for module in predictor._unets.values())
+    assert served_compiled == (expected == 'compile')
 
 
 def test_auto_with_every_fast_path_failing_warns_once(tiny_model_root, monkeypatch):
