@@ -197,7 +197,10 @@ def test_outputs_come_from_the_recorded_images(tmp_path, tiny_model_root):
         device='cpu', dtype='fp32')
     for index, (_, _, msg) in enumerate(result['/cam/depth_relative/image'][1]):
         relative = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(H, W)
-        expected = predictor.predict([_rgb(index)], processing_resolution=RES).depth[0]
+        # Depth alone, as the bag ran (with both tasks the decoder runs one batched call, whose
+        # kernels may differ in the last bits).
+        expected = predictor.predict([_rgb(index)], processing_resolution=RES,
+                                     tasks=('depth',)).depth[0]
         np.testing.assert_allclose(relative, expected, atol=1e-6)
 
 
