@@ -61,6 +61,7 @@ PARAMETER_CASES = {
     'output_resolution': ('processing', 'processing'),
     'input_transport': ('compressed', 'compressed'),
     'frame_id': ('cam_optical', 'cam_optical'),
+    'input_rectified': ('false', 'false'),
     'scale_mode': ('fixed', 'fixed'),
     'near_m': ('1', 1.0),
     'far_m': ('25.5', 25.5),
@@ -68,6 +69,10 @@ PARAMETER_CASES = {
     'depth_shift': ('-0.25', -0.25),
     'reference_type': ('points', 'points'),
     'cloud_decimation': ('4', 4),
+    'camera_height_m': ('0.35', 0.35),
+    'ground_orientation': ('parameters', 'parameters'),
+    'camera_pitch_deg': ('-12.5', -12.5),
+    'camera_roll_deg': ('3', 3.0),
 }
 
 

@@ -15,6 +15,7 @@
 """sensor_msgs/Image and CompressedImage codecs against hand-built messages."""
 
 import array
+import zlib
 
 import cv2
 from genpercept_ros.messages import array_to_image
@@ -280,9 +281,11 @@ def test_compressed_errors_name_the_problem(msg, problem):
 
 
 def test_compressed_pixel_limit_is_checked_before_decoding():
-    # A PNG header claiming 100000 x 100000 pixels, with a valid tail: refused, not allocated.
+    # A PNG header claiming 100000 x 100000 pixels (valid checksum, valid tail): refused, not
+    # allocated.
     header = bytearray(PNG[:33])
     header[16:24] = (100000).to_bytes(4, 'big') * 2
+    header[29:33] = (zlib.crc32(bytes(header[12:29])) & 0xffffffff).to_bytes(4, 'big')
     msg = _with_data(CompressedImage(format='png'), bytes(header) + PNG[33:])
     with pytest.raises(CodecError, match='100000x100000'):
         compressed_to_rgb(msg)

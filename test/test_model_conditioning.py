@@ -85,8 +85,8 @@ def test_embedding_is_cached_once_and_encoder_released(root, monkeypatch):
 
     monkeypatch.setattr(conditioning, 'encode_empty_prompt', fail)
     again = GenPerceptPredictor.from_pretrained('depth-v2', None, model_root=root, device='cpu')
-    torch.testing.assert_close(again._conditionings[EMPTY_PROMPT_2],
-                               predictor._conditionings[EMPTY_PROMPT_2], atol=0, rtol=0)
+    torch.testing.assert_close(again.conditioning('depth'), predictor.conditioning('depth'),
+                               atol=0, rtol=0)
 
 
 def test_cache_is_recomputed_when_the_text_encoder_changes(root):
@@ -118,7 +118,7 @@ def test_reference_v1_npy_takes_precedence(root):
     np.save(root / 'GenPercept' / 'empty_text_embed.npy', stored)
     predictor = GenPerceptPredictor.from_pretrained('depth-v1', None, model_root=root,
                                                     device='cpu', dtype='fp32')
-    np.testing.assert_array_equal(predictor._conditionings[EMPTY_PROMPT_77][0].numpy(),
+    np.testing.assert_array_equal(predictor.conditioning('depth')[0].numpy(),
                                   stored.astype(np.float32))
     np.save(root / 'GenPercept' / 'empty_text_embed.npy', stored[:10])
     with pytest.raises(Exception, match=r'expected \(77, width\)'):

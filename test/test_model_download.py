@@ -69,6 +69,7 @@ def test_offline_gives_clear_error_and_copy_instructions(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert code == 1
     assert 'cannot fetch guangkaixu/genpercept-models/unet_depth_v2/config.json' in err
+    assert 'LocalEntryNotFoundError' in err or 'OfflineModeIsEnabled' in err
     assert ('https://huggingface.co/guangkaixu/genpercept-models/resolve/main/unet_depth_v2/'
             f'diffusion_pytorch_model.safetensors -> {tmp_path}/genpercept-models/unet_depth_v2/'
             'diffusion_pytorch_model.safetensors') in err
@@ -82,28 +83,35 @@ def test_list_prints_targets(tmp_path, capsys):
     assert f'{tmp_path}/stable-diffusion-2-1/text_encoder/model.safetensors' in out
 
 
-def _fake_hub(source_root):
-    """Serve files from a real-layout folder the way hf_hub_download(local_dir=...) does."""
+def _fake_snapshot(source_root, calls=None):
+    """Serve a real-layout folder as snapshot_download(allow_patterns, local_dir) does."""
+    import fnmatch
     folders = {MODELS: 'genpercept-models', SD21: 'stable-diffusion-2-1',
                'guangkaixu/GenPercept': 'GenPercept'}
 
-    def hub_download(repo_id, filename, local_dir=None):
-        source = Path(source_root) / folders[repo_id] / filename
-        if not source.is_file():
-            error = type('EntryNotFoundError', (Exception,), {})
-            raise error(f'{repo_id}/{filename} not found')
-        target = Path(local_dir) / filename
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return str(target)
+    def snapshot_download(repo_id, allow_patterns, local_dir=None):
+        if calls is not None:
+            calls.append((repo_id, tuple(allow_patterns)))
+        source = Path(source_root) / folders.get(repo_id, repo_id.split('/')[1])
+        for path in sorted(source.rglob('*')):
+            relative = path.relative_to(source).as_posix()
+            if path.is_file() and any(fnmatch.fnmatch(relative, p) for p in allow_patterns):
+                target = Path(local_dir) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        return str(local_dir)
 
-    return hub_download
+    return snapshot_download
 
 
 def test_fetch_fills_a_model_root_that_loads(tiny_model_root, tmp_path):
     files = download.required_files(['disparity-dpt-v2'])
-    fetched = download.fetch(files, tmp_path, hub_download=_fake_hub(tiny_model_root))
+    calls = []
+    fetched = download.fetch(files, tmp_path, snapshot=_fake_snapshot(tiny_model_root, calls))
     assert len(fetched) == len(files)
+    # One snapshot_download per repo, restricted to exactly the listed files.
+    assert calls == [(repo, tuple(path for r, path, _ in files if r == repo))
+                     for repo in dict.fromkeys(repo for repo, _, _ in files)]
     notes = {path: note for _, path, _, note in fetched}
     assert notes['text_encoder/config.json'] == 'json ok'
     assert notes['dpt_head_identity/model.safetensors'].endswith('tensors')
@@ -119,4 +127,13 @@ def test_fetch_rejects_a_corrupt_download(tiny_model_root, tmp_path):
         b'not a safetensors file')
     with pytest.raises(download.DownloadError, match='not a valid safetensors file'):
         download.fetch(download.required_files(['depth-v2']), tmp_path / 'root',
-                       hub_download=_fake_hub(source))
+                       snapshot=_fake_snapshot(source))
+
+
+def test_a_required_file_the_repo_lacks_is_an_error(tiny_model_root, tmp_path):
+    source = tmp_path / 'source'
+    shutil.copytree(tiny_model_root, source)
+    (source / 'stable-diffusion-2-1' / 'tokenizer' / 'merges.txt').unlink()
+    with pytest.raises(download.DownloadError, match='tokenizer/merges.txt: the repository has'):
+        download.fetch(download.required_files(['depth-v2']), tmp_path / 'root',
+                       snapshot=_fake_snapshot(source))

@@ -35,14 +35,14 @@ def test_camera_axes_map_to_ros_optical_frame():
     floor = [0.0, 1.0, 0.0]            # normal pointing up
     wall_facing_camera = [0.0, 0.0, 1.0]
     wall_facing_right = [1.0, 0.0, 0.0]
-    out = normals_to_optical(_raw_v2([floor, wall_facing_camera, wall_facing_right]), 2)
+    out = normals_to_optical(_raw_v2([floor, wall_facing_camera, wall_facing_right]), True)
     np.testing.assert_allclose(out[0, 0].numpy(), [[0, -1, 0], [0, 0, -1], [1, 0, 0]],
                                atol=1e-6)
 
 
 def test_normals_are_renormalised_and_zero_length_is_nan():
     vectors = [[0.3, -0.4, 0.0], [0.0, 0.0, 0.0], [0.2, 0.2, -0.2]]
-    out = normals_to_optical(_raw_v2(vectors), 2)[0, 0].numpy()
+    out = normals_to_optical(_raw_v2(vectors), True)[0, 0].numpy()
     np.testing.assert_allclose(out[0], [0.6, 0.8, 0.0], atol=1e-6)
     assert np.isnan(out[1]).all()
     np.testing.assert_allclose(out[2], np.array([1.0, -1.0, 1.0]) / np.sqrt(3), atol=1e-6)
@@ -50,7 +50,7 @@ def test_normals_are_renormalised_and_zero_length_is_nan():
 
 def test_v1_normals_are_taken_as_is():
     raw = torch.tensor([[0.0, 0.5, 0.0]]).T[None, :, None, :]   # [1, 3, 1, 1], y up
-    np.testing.assert_allclose(normals_to_optical(raw, 1)[0, 0, 0].numpy(), [0, -1, 0])
+    np.testing.assert_allclose(normals_to_optical(raw, False)[0, 0, 0].numpy(), [0, -1, 0])
 
 
 def test_minmax_is_per_image_and_constant_gives_zero():

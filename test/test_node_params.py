@@ -36,8 +36,10 @@ PROMISED = {
     'far_saturation_nan', 'voxel_size', 'reference_type', 'reference_time_tolerance_s',
     'fit_min_points', 'fit_min_inlier_ratio', 'scale_smoothing', 'hold_last_fit_s',
     'depth_normals_check', 'cameras', 'batch_window_ms', 'input_reliability', 'input_depth',
-    'max_input_pixels',
+    'max_input_pixels', 'input_rectified',
     'output_reliability', 'output_depth', 'diagnostics_period_s',
+    'camera_height_m', 'base_frame', 'camera_pitch_deg', 'camera_roll_deg',
+    'ground_normal_tolerance_deg', 'min_confidence', 'ground_orientation',
 }
 
 
@@ -90,8 +92,19 @@ def test_descriptors_carry_types_ranges_and_read_only():
     ({'near_m': 0.0}, 'near_m'),
     ({'cloud_color': 1}, 'cloud_color'),
     ({'processing_resolution': 64.5}, 'processing_resolution'),
+    ({'input_rectified': 'yes'}, 'input_rectified'),
+    ({'input_rectified': 1}, 'input_rectified'),
 ])
 def test_invalid_values_are_named(values, fragment):
     """Each invalid value is rejected with a message naming the problem."""
     with pytest.raises(ValueError, match=fragment):
         validate_parameters(values)
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('auto', 'auto'), ('true', 'true'), ('false', 'false'), (True, 'true'), (False, 'false')])
+def test_input_rectified_takes_the_words_and_the_booleans(value, expected):
+    """`-p input_rectified:=true` and YAML `true` arrive as booleans: same as the words."""
+    assert validate_parameters({'input_rectified': value})['input_rectified'] == expected
+    descriptor = parameter_descriptor(PARAMETER_SPECS['input_rectified'])
+    assert descriptor.dynamic_typing and "'auto'" in descriptor.additional_constraints

@@ -48,9 +48,11 @@ REQUIRED_OUTPUTS = {
     '/cam/normals/image': 'sensor_msgs/msg/Image',
     '/cam/normals/colored': 'sensor_msgs/msg/Image',
     '/cam/points': 'sensor_msgs/msg/PointCloud2',
+    '/cam/depth/confidence': 'sensor_msgs/msg/Image',
 }
 OPTIONAL_OUTPUTS = {'/cam/scale': 'std_msgs/msg/Float64MultiArray'}
-CLOUD_TOPICS = {'/cam/points', '/cam/depth/camera_info'}
+# Outputs that need the camera_info (the confidence compares surfaces in 3-D).
+CLOUD_TOPICS = {'/cam/points', '/cam/depth/camera_info', '/cam/depth/confidence'}
 
 
 def _types(name):

@@ -171,3 +171,36 @@ def test_bad_options(tmp_path, capsys):
     assert _run(['--frames', '0', '--output', str(tmp_path)]) == 2
     assert '--frames' in capsys.readouterr().err
     assert _run(['--rate', '-1', '--output', str(tmp_path)]) == 2
+
+
+def test_ground_scale_mode(tmp_path, tiny_model_root):
+    """--scale-mode ground runs the node on the floor; random weights say so in the summary."""
+    out = tmp_path / 'out'
+    status = _run(['--short', '--frames', '2', '--output', str(out), '--scale-mode', 'ground',
+                   '--model-root', str(tiny_model_root)])
+    assert status == 0
+    summary = json.loads((out / 'summary.json').read_text())
+    metric = summary['metric_depth_vs_ground_truth']
+    assert metric['scale_mode'] == 'ground'
+    assert metric['camera_height_m'] == 1.2 and metric['camera_pitch_deg'] == 12.0
+    assert 'random weights, so meaningless' in metric['note']
+    statuses = [item['values'].get('scale_mode') for item in summary['diagnostics'] or []]
+    assert 'ground' in statuses
+    assert _run(['--scale-mode', 'ground', '--metric-reference', '--output',
+                 str(tmp_path / 'x')]) == 2
+
+
+def test_ground_frames_are_seen_from_the_known_height_and_pitch():
+    from genpercept_ros.geometry.ground import floor_depth
+    from genpercept_ros.geometry.ground import up_from_pitch_roll
+    from genpercept_ros.geometry.synthetic import FLOOR
+    from genpercept_ros.offline.demo.nodes import GROUND_CAMERA_HEIGHT_M
+    from genpercept_ros.offline.demo.nodes import GROUND_CAMERA_PITCH_DEG
+    from genpercept_ros.offline.demo.nodes import render_frames
+    intrinsics, scenes = render_frames(64, 48, 3, GROUND_CAMERA_PITCH_DEG)
+    expected = floor_depth(intrinsics, up_from_pitch_roll(GROUND_CAMERA_PITCH_DEG, 0.0),
+                           GROUND_CAMERA_HEIGHT_M)
+    for scene in scenes:
+        floor = scene.labels == FLOOR
+        assert floor.mean() > 0.2
+        np.testing.assert_allclose(scene.depth[floor], expected[floor], rtol=1e-4)

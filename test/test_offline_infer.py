@@ -17,6 +17,8 @@
 import argparse
 
 import cv2
+from genpercept_ros.messages import array_to_image
+from genpercept_ros.messages import image_to_rgb
 from genpercept_ros.offline import infer
 import numpy as np
 from PIL import Image
@@ -49,7 +51,7 @@ def inputs(tmp_path_factory):
     Image.fromarray(gray).save(folder / 'gray.png')
     rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
     Image.fromarray(rgba, 'RGBA').save(folder / 'alpha.png')
-    deep = rng.integers(0, 600, (h, w), dtype=np.uint16)
+    deep = rng.integers(0, 65536, (h, w), dtype=np.uint16)
     assert cv2.imwrite(str(folder / 'deep.png'), deep)
     writer = cv2.VideoWriter(str(folder / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 5.0,
                              (w, h))
@@ -61,8 +63,10 @@ def inputs(tmp_path_factory):
         'colour': rgb,
         'gray': np.repeat(gray[..., None], 3, axis=2),
         'alpha': rgba[..., :3],  # alpha dropped, not composited
-        'deep': np.repeat(np.minimum(deep, 255).astype(np.uint8)[..., None], 3, axis=2),
+        # 16-bit grey: the same input as the same pixels in a mono16 message (v >> 8).
+        'deep': image_to_rgb(array_to_image(deep, 'mono16')),
     }
+    np.testing.assert_array_equal(expected_rgb['deep'][..., 1], deep >> 8)
     return folder, expected_rgb
 
 
@@ -353,3 +357,61 @@ def test_acceleration_option_warns_once_and_keeps_eager_outputs(
                                       np.load(eager / f'{stem}_depth.npy'))
     with pytest.raises(SystemExit):
         _run(images + ['-o', str(fast), '--acceleration', 'turbo'] + common)
+
+
+def _distorted_yaml(path, model, k, d, width, height):
+    path.write_text(
+        f'image_width: {width}\nimage_height: {height}\ncamera_name: raw\n'
+        f'camera_matrix: {{rows: 3, cols: 3, data: {list(k)}}}\n'
+        f'distortion_model: {model}\n'
+        f'distortion_coefficients: {{rows: 1, cols: {len(d)}, data: {list(d)}}}\n'
+        'rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}\n'
+        f'projection_matrix: {{rows: 3, cols: 4, data: [30, 0, 27, 0, 0, 30, 17, 0, 0, 0, 1, '
+        '0]}\n')
+    return path
+
+
+@pytest.mark.parametrize('model, d', [
+    ('plumb_bob', [-0.31, 0.11, 0.001, -0.002, 0.0]),
+    ('equidistant', [0.05, -0.01, 0.003, -0.001])])
+def test_point_cloud_from_distorted_camera_yaml(inputs, tiny_model_root, tmp_path, model, d):
+    """--camera-info with distortion: every point is depth times its true undistorted ray."""
+    from test_geometry_camera_model import true_rays
+    o3d = pytest.importorskip('open3d')
+    folder, _ = inputs
+    h, w = SIZE
+    k = [52.0, 0.0, 27.3, 0.0, 53.0, 17.6, 0.0, 0.0, 1.0]
+    yaml_path = _distorted_yaml(tmp_path / 'raw.yaml', model, k, d, w, h)
+    out = tmp_path / 'out'
+    argv = [str(folder / 'colour.png'), '-o', str(out), '--camera-info', str(yaml_path),
+            '--depth-scale-mode', 'fixed', '--depth-scale', '2.0', '--depth-shift', '0.25',
+            '--normal-model', '']
+    assert _run(argv + _common(tiny_model_root)) == 0
+    points = np.asarray(o3d.io.read_point_cloud(str(out / 'colour_cloud.ply')).points)
+    z = 2.0 * np.load(out / 'colour_depth.npy').astype(np.float64) + 0.25
+    x, y = true_rays(k, model, d, w, h)
+    expected = np.stack([x * z, y * z, z], axis=-1).reshape(-1, 3)
+    np.testing.assert_allclose(points, expected, rtol=1e-5, atol=1e-5)
+    # --input-rectified true: the same images taken as rectified follow P instead.
+    out_rect = tmp_path / 'rect'
+    argv[2] = str(out_rect)
+    assert _run(argv + ['--input-rectified', 'true'] + _common(tiny_model_root)) == 0
+    points = np.asarray(o3d.io.read_point_cloud(str(out_rect / 'colour_cloud.ply')).points)
+    v, u = np.mgrid[0:h, 0:w]
+    expected = np.stack([(u - 27) * z / 30, (v - 17) * z / 30, z], axis=-1).reshape(-1, 3)
+    np.testing.assert_allclose(points, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_distortion_model_is_refused_up_front(inputs, tiny_model_root, tmp_path, capsys):
+    folder, _ = inputs
+    h, w = SIZE
+    k = [50, 0, 27, 0, 50, 17, 0, 0, 1]
+    yaml_path = _distorted_yaml(tmp_path / 'odd.yaml', 'kannala_brandt', k, [0.1, 0.01, 0, 0],
+                                w, h)
+    argv = [str(folder / 'colour.png'), '-o', str(tmp_path / 'out'), '--camera-info',
+            str(yaml_path)] + _common(tiny_model_root)
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert 'odd.yaml' in err and "unknown distortion model 'kannala_brandt'" in err
+    # Declared rectified, the distortion model does not matter.
+    assert _run(argv + ['--input-rectified', 'true', '--normal-model', '']) == 0

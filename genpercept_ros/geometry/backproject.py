@@ -17,6 +17,7 @@
 import numpy as np
 
 from .intrinsics import _check_factor
+from .intrinsics import Intrinsics
 
 
 def backproject(depth_m, intrinsics):
@@ -24,10 +25,14 @@ def backproject(depth_m, intrinsics):
     Back-project a metric depth image to organized points in the optical frame.
 
     ``depth_m`` is an (H, W) array of depth along the optical axis in metres; ``intrinsics``
-    must describe an image of exactly W x H pixels. Returns (H, W, 3) float32 with
-    ``x = (u - cx) z / fx``, ``y = (v - cy) z / fy``, ``z = d`` evaluated in float32 in the same
-    order as depth_image_proc (``(u - cx) * z * (1 / fx)``); pixels whose depth is not finite
-    or <= 0 are NaN in all three coordinates (the point is kept, so the cloud stays organized).
+    (an ``Intrinsics`` or a ``CameraModel``) must describe an image of exactly W x H pixels.
+    Returns (H, W, 3) float32. Pinhole cameras give ``x = (u - cx) z / fx``,
+    ``y = (v - cy) z / fy``, ``z = d`` evaluated in float32 in the same order as
+    depth_image_proc (``(u - cx) * z * (1 / fx)``); a distorted raw camera gives
+    ``z * ray`` with the undistorted ray of each pixel (``CameraModel.rays()``, NaN rays give
+    NaN points). Pixels whose depth is not finite or <= 0 are NaN in all three coordinates
+    (the point is kept, so the cloud stays organized). Raises ValueError for a size mismatch,
+    invalid intrinsics or an unsupported distortion model.
     """
     x, y, z = backproject_planes(depth_m, intrinsics)
     xyz = np.empty(z.shape + (3,), dtype=np.float32)
@@ -54,10 +59,17 @@ def backproject_planes(depth_m, intrinsics):
             f'image is {width}x{height}; use Intrinsics.scaled() or decimated() first')
     if not intrinsics.is_valid():
         raise ValueError(f'invalid intrinsics {intrinsics}')
+    pinhole = intrinsics if isinstance(intrinsics, Intrinsics) else intrinsics.pinhole()
     depth = depth.astype(np.float32, copy=False)
     with np.errstate(invalid='ignore'):
         # NaN in z propagates to x and y, so one masked copy invalidates the whole point.
         z = np.where((depth > 0.0) & (depth < np.inf), depth, np.float32(np.nan))
+    if pinhole is None:
+        rays = intrinsics.rays()
+        # rays[..., 2] is 1 (exact) or NaN where the pixel has no ray.
+        return (np.multiply(z, rays[..., 0]), np.multiply(z, rays[..., 1]),
+                np.multiply(z, rays[..., 2]))
+    intrinsics = pinhole
     x_offsets = np.arange(width, dtype=np.float32) - np.float32(intrinsics.cx)
     y_offsets = np.arange(height, dtype=np.float32) - np.float32(intrinsics.cy)
     x = np.multiply(z, x_offsets[np.newaxis, :])

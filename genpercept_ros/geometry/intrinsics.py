@@ -65,6 +65,26 @@ class Intrinsics:
         rays[..., 2] = 1.0
         return rays
 
+    def pinhole(self):
+        """Return self: these pixels follow the pinhole model (``CameraModel`` has the same)."""
+        return self
+
+    def project(self, xyz):
+        """
+        Project optical-frame points (``(..., 3)``, metres) to ``(N, 2)`` float64 pixels.
+
+        ``u = fx x / z + cx``, ``v = fy y / z + cy``; points that are not finite or have
+        z <= 0 give NaN.
+        """
+        points = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        pixels = np.full((points.shape[0], 2), np.nan, dtype=np.float64)
+        with np.errstate(invalid='ignore'):
+            keep = np.isfinite(points).all(axis=1) & (points[:, 2] > 0)
+        x, y, z = points[keep, 0], points[keep, 1], points[keep, 2]
+        pixels[keep, 0] = self.fx * x / z + self.cx
+        pixels[keep, 1] = self.fy * y / z + self.cy
+        return pixels
+
     def scaled(self, width, height):
         """
         Return the intrinsics of this image resized to ``width`` x ``height``.

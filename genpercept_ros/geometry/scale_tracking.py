@@ -13,18 +13,34 @@
 # limitations under the License.
 
 """
-Temporal handling of per-frame scale fits: pairing, smoothing, holding and falling back.
+Scale over time: pairing references, holding and smoothing what does not depend on a frame.
 
-GenPercept normalises every frame by its own depth statistics, so the true scale and shift do
-change from frame to frame; smoothing therefore defaults to light and is bounded by a maximum
-step rather than a long time constant.
+GenPercept normalises every image by its own content, so each frame's relative map carries its
+own affine map: a (scale, shift) fitted in one frame means nothing for another, and blending
+the raw pairs of different frames is wrong (a 20 % change of the map between two frames puts a
+50 % blend ~9 % off). :class:`MetricDepthTracker` therefore fits every frame on its own and
+smooths and holds only frame-independent quantities:
+
+- the metric depth itself: a frame without a usable fit is scaled by re-fitting its relative
+  map to the last good metric depth where the two agree (robust fit: moved or changed parts
+  of the view are outliers), for up to ``max_hold_s`` (``hold_last_fit_s``);
+- with ``smoothing`` > 0 (``scale_smoothing``), this frame's fit is blended with the re-fit of
+  the previous metric depth to this frame's relative map: two affine maps of the *same* frame,
+  so the blend is consistent (on a moving camera it lags by about
+  ``smoothing / (1 - smoothing)`` frames);
+- :class:`UpTracker` smooths and holds the floor's up vector (a direction in the camera frame,
+  independent of any normalisation) for ``scale_mode: ground``.
 """
 
 import bisect
 from dataclasses import dataclass
 import math
 
-from genpercept_ros.geometry.scale import ScaleShiftFit
+import numpy as np
+
+from .scale import affine_to_metric
+from .scale import fit_scale_shift
+from .scale import ScaleShiftFit
 
 SOURCE_FITTED = 'fitted'
 SOURCE_HELD = 'held'
@@ -87,56 +103,55 @@ class ReferenceBuffer:
         return best
 
 
-class ScaleSmoother:
+class UpTracker:
     """
-    Exponential smoothing of (scale, shift): scale in log space, shift linearly.
+    Smooth and hold the floor's up vector (unit, optical frame) estimated frame by frame.
 
-    ``alpha`` is the weight of the newest fit (1 disables smoothing). ``max_log_step`` bounds
-    how far the smoothed log-scale may move per update (None: unbounded); the shift moves by
-    the same fraction of the way as the scale so the affine model stays consistent.
+    ``smoothing`` in [0, 1) is the weight of the previous up in the normalised blend (0: this
+    frame's alone). A frame without an estimate reuses the last one for up to ``max_hold_s``.
+    Time going backwards forgets the state.
     """
 
-    def __init__(self, alpha=0.6, max_log_step=None):
-        if not 0.0 < float(alpha) <= 1.0:
-            raise ValueError(f'`alpha` must lie in (0, 1], got {alpha}.')
-        if max_log_step is not None and not float(max_log_step) > 0:
-            raise ValueError(f'`max_log_step` must be positive or None, got {max_log_step}.')
-        self.alpha = float(alpha)
-        self.max_log_step = None if max_log_step is None else float(max_log_step)
-        self.scale = None
-        self.shift = None
+    def __init__(self, max_hold_s=1.0, smoothing=0.0):
+        self.max_hold_s, self.smoothing = _hold_and_smoothing(max_hold_s, smoothing)
+        self.up = None
+        self._stamp = None
+        self._last_seen = None
 
     def reset(self):
-        """Forget the smoothed state."""
-        self.scale = None
-        self.shift = None
+        """Forget the up vector."""
+        self.up = None
+        self._stamp = None
+        self._last_seen = None
 
-    def update(self, scale, shift):
-        """Blend a new positive ``scale`` and ``shift`` in; return the smoothed pair."""
-        if not (math.isfinite(scale) and scale > 0 and math.isfinite(shift)):
-            raise ValueError(f'cannot smooth scale={scale}, shift={shift}: '
-                             'scale must be positive and both finite.')
-        if self.scale is None:
-            self.scale, self.shift = float(scale), float(shift)
-            return self.scale, self.shift
-        weight = self.alpha
-        log_step = weight * (math.log(scale) - math.log(self.scale))
-        if self.max_log_step is not None and abs(log_step) > self.max_log_step:
-            weight *= self.max_log_step / abs(log_step)
-            log_step = math.copysign(self.max_log_step, log_step)
-        self.scale = self.scale * math.exp(log_step)
-        self.shift = self.shift + weight * (shift - self.shift)
-        return self.scale, self.shift
+    def update(self, stamp_s, up=None):
+        """Return ``(up or None, age_s or None)`` after taking this frame's estimate (or None)."""
+        stamp = float(stamp_s)
+        if self._last_seen is not None and stamp < self._last_seen:
+            self.reset()
+        self._last_seen = stamp
+        if up is not None:
+            vector = np.asarray(up, dtype=np.float64)
+            if self.up is not None and self.smoothing > 0:
+                vector = (1.0 - self.smoothing) * vector + self.smoothing * self.up
+            self.up = vector / np.linalg.norm(vector)
+            self._stamp = stamp
+            return self.up, 0.0
+        if self.up is not None and stamp - self._stamp <= self.max_hold_s:
+            return self.up, stamp - self._stamp
+        return None, None
 
 
 @dataclass(frozen=True)
 class ScaleDecision:
     """
-    What :class:`ScaleTracker` decided for one frame.
+    What :class:`MetricDepthTracker` decided for one frame.
 
-    ``source`` is ``'fitted'``, ``'held'`` or ``'fallback'``; ``scale``/``shift`` are None on
-    fallback (the caller then uses ``range`` mode). ``age_s`` is the age of the fit in use;
-    ``fit`` the raw fit of this frame (None when there was none) for diagnostics.
+    ``source`` is ``'fitted'`` (this frame's own fit, possibly smoothed), ``'held'`` (re-fitted
+    to the last good metric depth) or ``'fallback'``; ``scale``/``shift`` act on this frame's
+    relative map in ``space`` and are None on fallback (the caller then uses ``range`` mode).
+    ``age_s`` is the age of the metric depth the scale came from; ``fit`` the fit made on this
+    frame's own reference (None when there was none), for diagnostics.
     """
 
     source: str
@@ -153,32 +168,35 @@ class ScaleDecision:
         return self.scale is not None
 
 
-class ScaleTracker:
+class MetricDepthTracker:
     """
-    Decide per frame which scale to use from a (possibly missing or failed) fit.
+    Decide per frame which affine map turns this frame's relative map into metres.
 
-    A good fit is smoothed and used (``'fitted'``). Without one, the last good fit is held for
-    up to ``max_hold_s`` seconds (``'holding last good fit (age X s)'``), after which the caller
-    should fall back to ``range`` mode (``'fallback to range'``). Timestamps going backwards
-    (a bag loop, a restarted driver) reset the state and say so in the status.
+    A good fit of this frame is used (``'fitted'``; with ``smoothing`` > 0 blended with the
+    re-fit of the previous metric depth, see the module docs). Without one, the relative map is
+    re-fitted to the last good metric depth for up to ``max_hold_s`` seconds (``'held'``,
+    status ``'holding last good depth (age X s; ...)'``); when that re-fit fails or the depth
+    is too old the caller falls back to ``range`` mode (``'fallback to range (...)'``). Time
+    going backwards (a bag loop, a restarted driver) resets the state and says so.
+    ``min_points``/``min_inlier_ratio`` apply to the re-fits.
     """
 
-    def __init__(self, max_hold_s=1.0, smoother=None):
-        if not (math.isfinite(max_hold_s) and max_hold_s >= 0):
-            raise ValueError(f'`max_hold_s` must be finite and >= 0, got {max_hold_s}.')
-        self.max_hold_s = float(max_hold_s)
-        self.smoother = smoother if smoother is not None else ScaleSmoother()
+    def __init__(self, max_hold_s=1.0, smoothing=0.0, min_points=50, min_inlier_ratio=0.5):
+        self.max_hold_s, self.smoothing = _hold_and_smoothing(max_hold_s, smoothing)
+        self.min_points = int(min_points)
+        self.min_inlier_ratio = float(min_inlier_ratio)
         self._last_stamp = None
         self._last_good_stamp = None
-        self.last_good_fit = None
+        self._depth = None
+        self._previous = None
         self.last_decision = None
 
     def reset(self):
         """Forget all history."""
-        self.smoother.reset()
         self._last_stamp = None
         self._last_good_stamp = None
-        self.last_good_fit = None
+        self._depth = None
+        self._previous = None
 
     def last_good_age(self, stamp_s):
         """Return seconds since the last good fit at ``stamp_s``, or None if there was none."""
@@ -186,11 +204,16 @@ class ScaleTracker:
             return None
         return float(stamp_s) - self._last_good_stamp
 
-    def update(self, stamp_s, fit=None):
-        """Take this frame's fit (None when no reference was paired) and return a decision."""
+    def update(self, stamp_s, relative, space, fit=None):
+        """
+        Take this frame's relative map (H, W) and its fit (None: no reference); return a decision.
+
+        ``space`` is the fit space of ``relative`` ('depth' or 'disparity').
+        """
         stamp = float(stamp_s)
         if not math.isfinite(stamp):
             raise ValueError(f'`stamp_s` must be finite, got {stamp_s}.')
+        relative = np.asarray(relative, dtype=np.float32)
         note = ''
         was_reset = False
         if self._last_stamp is not None and stamp < self._last_stamp:
@@ -201,22 +224,56 @@ class ScaleTracker:
         self._last_stamp = stamp
 
         if fit is not None and fit.ok:
-            scale, shift = self.smoother.update(fit.scale, fit.shift)
-            self.last_good_fit = fit
+            scale, shift, status = fit.scale, fit.shift, 'fitted'
+            if self.smoothing > 0 and self._previous is not None:
+                refit = self._refit(relative, space, self._previous)
+                if refit is not None and refit.ok:
+                    keep = self.smoothing
+                    scale = (1.0 - keep) * fit.scale + keep * refit.scale
+                    shift = (1.0 - keep) * fit.shift + keep * refit.shift
+                    status = 'fitted (smoothed with the previous depth)'
+            self._depth = affine_to_metric(relative, space, scale, shift)
+            self._previous = self._depth
             self._last_good_stamp = stamp
-            decision = ScaleDecision(SOURCE_FITTED, note + 'fitted', scale, shift, 0.0, fit,
+            decision = ScaleDecision(SOURCE_FITTED, note + status, scale, shift, 0.0, fit,
                                      was_reset)
         else:
             why = 'no reference' if fit is None else f'fit rejected: {fit.reason}'
-            age = self.last_good_age(stamp)
-            if age is not None and age <= self.max_hold_s:
-                decision = ScaleDecision(
-                    SOURCE_HELD, f'{note}holding last good fit (age {age:.2f} s; {why})',
-                    self.smoother.scale, self.smoother.shift, age, fit, was_reset)
-            else:
-                stale = '' if age is None else f', last good fit {age:.2f} s old'
-                decision = ScaleDecision(SOURCE_FALLBACK,
-                                         f'{note}fallback to range ({why}{stale})',
-                                         None, None, age, fit, was_reset)
+            decision = self._hold(stamp, relative, space, fit, note, why, was_reset)
         self.last_decision = decision
         return decision
+
+    def _hold(self, stamp, relative, space, fit, note, why, was_reset):
+        age = self.last_good_age(stamp)
+        if age is None or age > self.max_hold_s:
+            stale = '' if age is None else f', last good fit {age:.2f} s old'
+            return ScaleDecision(SOURCE_FALLBACK, f'{note}fallback to range ({why}{stale})',
+                                 None, None, age, fit, was_reset)
+        refit = self._refit(relative, space, self._depth)
+        if refit is None or not refit.ok:
+            because = ('its size changed' if refit is None
+                       else f'the re-fit was rejected: {refit.reason}')
+            return ScaleDecision(
+                SOURCE_FALLBACK, f'{note}fallback to range ({why}; the last good depth '
+                f'({age:.2f} s old) does not match this frame: {because})', None, None, age,
+                fit, was_reset)
+        self._previous = affine_to_metric(relative, space, refit.scale, refit.shift)
+        return ScaleDecision(
+            SOURCE_HELD, f'{note}holding last good depth (age {age:.2f} s; re-fitted to this '
+            f'frame, inlier ratio {refit.inlier_ratio:.2f}; {why})', refit.scale, refit.shift,
+            age, fit, was_reset)
+
+    def _refit(self, relative, space, depth):
+        if depth is None or depth.shape != relative.shape:
+            return None
+        return fit_scale_shift(relative, depth, None, space, min_points=self.min_points,
+                               min_inlier_ratio=self.min_inlier_ratio)
+
+
+def _hold_and_smoothing(max_hold_s, smoothing):
+    """Return ``(max_hold_s, smoothing)`` as floats; ValueError naming a value out of range."""
+    if not (math.isfinite(max_hold_s) and max_hold_s >= 0):
+        raise ValueError(f'`max_hold_s` must be finite and >= 0, got {max_hold_s}.')
+    if not 0.0 <= float(smoothing) < 1.0:
+        raise ValueError(f'`smoothing` must lie in [0, 1), got {smoothing}.')
+    return float(max_hold_s), float(smoothing)

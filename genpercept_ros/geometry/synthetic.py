@@ -21,6 +21,7 @@ the depth a depth camera (and depth_image_proc) reports.
 """
 
 from dataclasses import dataclass
+from dataclasses import replace
 import math
 
 import numpy as np
@@ -93,14 +94,17 @@ def camera_rays(intrinsics):
 
 
 def box_room(width=64, height=48, intrinsics=None, fov_deg=80.0, room_size=(4.0, 2.6, 6.0),
-             camera_height=1.2, boxes=DEFAULT_BOXES, texture_period=0.5):
+             camera_height=1.2, boxes=DEFAULT_BOXES, texture_period=0.5, orientation=None):
     """
     Render the inside of a box-shaped room with boxes standing in it.
 
     The room spans ``x in [-W/2, W/2]`` (``room_size = (W, H, D)`` metres), floor at
     ``y = camera_height``, ceiling ``H`` above it, back wall at ``z = D``; the camera sits at the
     origin looking along +z. ``boxes`` are axis-aligned ``(min_xyz, max_xyz)`` corners in the
-    optical frame. ``intrinsics`` defaults to :func:`intrinsics_from_fov`.
+    room frame, which is the optical frame of a level camera. ``intrinsics`` defaults to
+    :func:`intrinsics_from_fov`. ``orientation`` (3x3, optional) rotates the camera: its columns
+    are the camera's optical x, y, z axes expressed in the room frame; depth and normals are
+    returned in the rotated camera's optical frame (depth stays the camera's z).
     """
     intrinsics = _resolve_intrinsics(width, height, intrinsics, fov_deg)
     room_w, room_h, room_d = (float(value) for value in room_size)
@@ -108,14 +112,18 @@ def box_room(width=64, height=48, intrinsics=None, fov_deg=80.0, room_size=(4.0,
         raise ValueError(f'`room_size` must be positive, got {room_size}.')
     if not 0 < camera_height < room_h:
         raise ValueError(f'`camera_height` must lie in (0, {room_h}), got {camera_height}.')
-    rays = camera_rays(intrinsics)
-    dx, dy = rays[..., 0], rays[..., 1]
+    rotation = np.eye(3) if orientation is None else np.asarray(orientation, dtype=np.float64)
+    if rotation.shape != (3, 3) or not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6):
+        raise ValueError(f'`orientation` must be a 3x3 rotation matrix, got {orientation!r}.')
+    # Room-frame direction of each ray; its parameter at a hit is still the camera's z.
+    rays = camera_rays(intrinsics) @ rotation.T
+    dx, dy, dz = rays[..., 0], rays[..., 1], rays[..., 2]
     with np.errstate(divide='ignore', invalid='ignore'):
         # The camera is inside the room, so each ray leaves through one plane per axis.
         t_x = np.where(dx > 0, (room_w / 2) / dx, np.where(dx < 0, (-room_w / 2) / dx, np.inf))
         t_y = np.where(dy > 0, camera_height / dy,
                        np.where(dy < 0, (camera_height - room_h) / dy, np.inf))
-    t_z = np.full(dx.shape, room_d)
+        t_z = np.where(dz > 0, room_d / dz, np.inf)
     candidates = np.stack([t_x, t_y, t_z])
     axis = np.argmin(candidates, axis=0)
     depth = np.take_along_axis(candidates, axis[None], axis=0)[0]
@@ -136,7 +144,11 @@ def box_room(width=64, height=48, intrinsics=None, fov_deg=80.0, room_size=(4.0,
         np.put_along_axis(box_normals, box_axis[..., None], -np.sign(box_dir)[..., None],
                           axis=-1)
         normals[closer] = box_normals[closer]
-    return _finish(rays, depth, normals, labels, intrinsics, texture_period)
+    scene = _finish(rays, depth, normals, labels, intrinsics, texture_period)
+    if orientation is None:
+        return scene
+    return replace(scene, normals=(scene.normals @ rotation.astype(np.float32)).astype(
+        np.float32))
 
 
 def plane_scene(width=64, height=48, intrinsics=None, fov_deg=70.0, normal=(0.3, -0.4, -1.0),

@@ -82,9 +82,11 @@ def _variants(parameter):
 _MODEL_ARGUMENTS = (
     _param('model_root', 'Folder written by `genpercept download --model-root DIR`; the '
            'Hugging Face cache when unset.', kind='path'),
-    _param('depth_model', f"Depth variant, or '{DISABLED_MODEL}' to disable depth.",
+    _param('depth_model',
+           f"Depth model (README model table), or '{DISABLED_MODEL}' to disable depth.",
            choices=_variants('depth_model')),
-    _param('normal_model', f"Normal variant, or '{DISABLED_MODEL}' to disable normals.",
+    _param('normal_model',
+           f"Normal model (README model table), or '{DISABLED_MODEL}' to disable normals.",
            choices=_variants('normal_model')),
     _param('device', "Torch device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."),
     _param('dtype', 'Inference precision.', choices=PARAMETER_SPECS['dtype'].choices),
@@ -99,8 +101,12 @@ _MODEL_ARGUMENTS = (
            choices=PARAMETER_SPECS['input_transport'].choices),
     _param('frame_id', 'frame_id stamped on the outputs (the camera optical frame); unset '
            'keeps the input image frame_id.', kind='frame'),
+    _param('input_rectified', "Is image_topic rectified? 'auto': when camera_info D is all 0; "
+           "'true': image_rect (use P); 'false': image_raw (use K and D).",
+           choices=PARAMETER_SPECS['input_rectified'].choices),
     _param('scale_mode', "Metric depth: 'range' maps onto [near_m, far_m], 'fixed' uses "
-           "depth_scale/depth_shift, 'reference' fits to a metric reference topic.",
+           "depth_scale/depth_shift, 'reference' fits to a metric reference topic, 'ground' "
+           'fits to the floor seen from camera_height_m.',
            choices=PARAMETER_SPECS['scale_mode'].choices),
     _param('near_m', "Nearest depth of scale_mode 'range', metres."),
     _param('far_m', "Farthest depth of scale_mode 'range', metres."),
@@ -108,6 +114,15 @@ _MODEL_ARGUMENTS = (
     _param('depth_shift', "Shift t of scale_mode 'fixed'."),
     _param('reference_type', "Reference of scale_mode 'reference': a depth Image or a "
            'PointCloud2.', choices=PARAMETER_SPECS['reference_type'].choices),
+    _param('camera_height_m', 'Camera optical centre above the floor, metres (scale_mode '
+           "'ground')."),
+    _param('ground_orientation', "Floor orientation source: 'auto' (TF, then pitch/roll, then "
+           "normals), 'tf', 'parameters' or 'normals'.",
+           choices=PARAMETER_SPECS['ground_orientation'].choices),
+    _param('camera_pitch_deg', 'Camera pitch in degrees, > 0 looks down (floor orientation '
+           'without TF).'),
+    _param('camera_roll_deg', 'Camera roll about the optical axis in degrees, > 0 = right side '
+           'down.'),
     _param('cloud_decimation', 'Keep every N-th row and column of `points`.'),
 )
 

@@ -15,9 +15,13 @@
 """Message codecs: sensor_msgs messages to and from numpy arrays (no rclpy)."""
 
 from .camera_info import camera_info_to_intrinsics
+from .camera_info import camera_model_to_camera_info
 from .camera_info import intrinsics_to_camera_info
+from .camera_info import parse_input_rectified
 from .camera_info import resolve_camera_info
+from .camera_info import resolve_camera_model
 from .camera_info import ResolvedCameraInfo
+from .camera_info import ResolvedCameraModel
 from .errors import CodecError
 from .image import array_to_image
 from .image import compressed_to_rgb
@@ -31,8 +35,9 @@ from .pointcloud import depth_to_pointcloud
 from .pointcloud import pointcloud_to_xyz
 
 __all__ = [
-    'CodecError', 'ResolvedCameraInfo', 'array_to_image', 'build_pointcloud',
-    'camera_info_to_intrinsics', 'cloud_fields', 'compressed_to_rgb', 'depth_image_to_meters',
-    'depth_to_pointcloud', 'encoding_layout', 'image_to_array', 'image_to_rgb',
-    'intrinsics_to_camera_info', 'pointcloud_to_xyz', 'resolve_camera_info',
+    'array_to_image', 'build_pointcloud', 'camera_info_to_intrinsics',
+    'camera_model_to_camera_info', 'cloud_fields', 'CodecError', 'compressed_to_rgb',
+    'depth_image_to_meters', 'depth_to_pointcloud', 'encoding_layout', 'image_to_array',
+    'image_to_rgb', 'intrinsics_to_camera_info', 'parse_input_rectified', 'pointcloud_to_xyz',
+    'resolve_camera_info', 'resolve_camera_model', 'ResolvedCameraInfo', 'ResolvedCameraModel',
 ]

@@ -14,11 +14,14 @@
 
 """sensor_msgs/Image and CompressedImage <-> numpy, vectorised, without cv_bridge."""
 
+import io
 import re
 import sys
 
 import cv2
 import numpy as np
+from PIL import JpegImagePlugin
+from PIL import PngImagePlugin
 from sensor_msgs.msg import Image
 
 from ._bytes import bytes_array
@@ -34,6 +37,7 @@ _NAMED_ENCODINGS = {
     'bayer_gbrg8': ('u1', 1), 'bayer_grbg8': ('u1', 1),
     'yuv422': ('u1', 2), 'yuv422_yuy2': ('u1', 2),
 }
+_HEADER_READERS = {'jpeg': JpegImagePlugin.JpegImageFile, 'png': PngImagePlugin.PngImageFile}
 _GENERIC_ENCODING = re.compile(r'^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$')
 _GENERIC_TYPES = {'8U': 'u1', '8S': 'i1', '16U': 'u2', '16S': 'i2',
                   '32S': 'i4', '32F': 'f4', '64F': 'f8'}
@@ -58,6 +62,12 @@ RGB_ENCODINGS = tuple(sorted(_TO_RGB))
 
 # OpenCV >= 4.10 decodes straight to RGB; older versions decode BGR and we convert.
 _IMREAD_RGB = getattr(cv2, 'IMREAD_COLOR_RGB', None)
+# imdecode applies an EXIF orientation tag (JPEG APP1, PNG eXIf) unless told not to; the
+# stored pixel grid is what camera_info describes, as image_transport's compressed subscriber
+# decodes it, so orientation is always ignored. 16-bit PNGs are reduced by dropping the low
+# byte (libpng's strip_16), the same ``v >> 8`` as 16-bit Image encodings.
+_IMREAD_FLAGS = ((_IMREAD_RGB if _IMREAD_RGB is not None else cv2.IMREAD_COLOR)
+                 | cv2.IMREAD_IGNORE_ORIENTATION)
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # Compressed images declaring more pixels than this (~67 Mpx, 8192 x 8192) are refused
@@ -160,6 +170,9 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
 
     ``format`` must name jpeg/jpg or png (e.g. ``'jpeg'`` or ``'bgr8; jpeg compressed bgr8'``);
     an empty format is accepted when the data starts with a JPEG or PNG signature.
+    The stored pixel grid is returned: an EXIF orientation tag is ignored (as
+    image_transport's compressed subscriber decodes), so pixels keep matching camera_info.
+    16-bit PNGs are reduced to 8 bits by ``v >> 8``, as :func:`image_to_rgb` does.
     ``compressedDepth`` payloads, other formats, data that does not match the format,
     corrupt or truncated streams and images whose header declares more than ``max_pixels``
     pixels (checked before decoding, so a tiny message cannot make us allocate gigabytes)
@@ -194,13 +207,12 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
     end_marker = b'\xff\xd9' if kind == 'jpeg' else b'IEND'
     if end_marker not in tail:
         raise CodecError(f'truncated {kind} data ({data.size} bytes): no end-of-image marker')
-    width, height = (_jpeg_size if kind == 'jpeg' else _png_size)(data)
+    width, height = _declared_size(kind, data)
     if width <= 0 or height <= 0 or width * height > max_pixels:
         raise CodecError(f'{kind} header declares a {width}x{height} image (limit '
                          f'{max_pixels} pixels)')
     try:
-        decoded = cv2.imdecode(data, _IMREAD_RGB if _IMREAD_RGB is not None
-                               else cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(data, _IMREAD_FLAGS)
     except cv2.error as error:
         raise CodecError(f'corrupt {kind} data ({data.size} bytes): {error}') from None
     if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.size == 0:
@@ -211,40 +223,19 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
     return decoded if _IMREAD_RGB is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def _png_size(data):
-    """Return (width, height) from the IHDR chunk that must follow the PNG signature."""
-    if data.size < 24 or data[12:16].tobytes() != b'IHDR':
-        raise CodecError('corrupt png data: no IHDR chunk after the signature')
-    return (int.from_bytes(data[16:20].tobytes(), 'big'),
-            int.from_bytes(data[20:24].tobytes(), 'big'))
+def _declared_size(kind, data):
+    """
+    Return (width, height) from a JPEG or PNG header, without decoding the pixels.
 
-
-def _jpeg_size(data):
-    """Return (width, height) from the first start-of-frame segment of a JPEG stream."""
-    raw = data.tobytes()
-    position = 2
-    while position + 4 <= len(raw):
-        if raw[position] != 0xFF:
-            raise CodecError(f'corrupt jpeg data: expected a marker at byte {position}')
-        marker = raw[position + 1]
-        if marker == 0xFF:
-            position += 1
-            continue
-        if 0xD0 <= marker <= 0xD9 or marker == 0x01:
-            position += 2
-            continue
-        length = int.from_bytes(raw[position + 2:position + 4], 'big')
-        if length < 2:
-            raise CodecError(f'corrupt jpeg data: segment length {length} at byte {position}')
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if position + 9 > len(raw):
-                break
-            return (int.from_bytes(raw[position + 7:position + 9], 'big'),
-                    int.from_bytes(raw[position + 5:position + 7], 'big'))
-        if marker == 0xDA:
-            break
-        position += 2 + length
-    raise CodecError('corrupt jpeg data: no frame header (SOF) before the image data')
+    Pillow's format plugins parse the header when constructed; ``PIL.Image.open`` is not used
+    because its decompression-bomb check would refuse large declarations before this module can
+    name the declared size against its own ``max_pixels`` limit.
+    """
+    try:
+        with _HEADER_READERS[kind](io.BytesIO(data.tobytes())) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise CodecError(f'corrupt {kind} data: unreadable header ({error})') from None
 
 
 def array_to_image(array, encoding, header=None):

@@ -104,8 +104,9 @@ def depth_to_pointcloud(header, depth_m, intrinsics, rgb=None, normals=None):
     Same message as ``build_pointcloud(header, backproject(depth_m, intrinsics), rgb,
     normals)`` (identical bytes), but the points are interleaved only once, straight into the
     message buffer (about a quarter cheaper at 640x480, see BENCHMARKS.md). ``intrinsics``
-    must match the depth size (use ``Intrinsics.decimated``/``scaled`` first). Raises
-    CodecError for mismatched inputs.
+    (an ``Intrinsics`` or a ``CameraModel``: distorted raw cameras back-project along their
+    undistorted rays) must match the depth size (use ``decimated``/``scaled`` first). Raises
+    CodecError for mismatched inputs or an unsupported distortion model.
     """
     try:
         planes = backproject_planes(depth_m, intrinsics)

@@ -68,24 +68,24 @@ def _fingerprint(paths):
     return digest.hexdigest()
 
 
-def _source_files(locator):
-    files = [locator.resolve(SD21_REPO, f'tokenizer/{name}') for name in TOKENIZER_FILES]
-    files.append(locator.resolve(SD21_REPO, 'text_encoder/config.json'))
-    files.append(locator.resolve_weights(SD21_REPO, 'text_encoder', TRANSFORMERS_WEIGHTS_NAME))
+def _source_files(locator, repo_id=SD21_REPO):
+    files = [locator.resolve(repo_id, f'tokenizer/{name}') for name in TOKENIZER_FILES]
+    files.append(locator.resolve(repo_id, 'text_encoder/config.json'))
+    files.append(locator.resolve_weights(repo_id, 'text_encoder', TRANSFORMERS_WEIGHTS_NAME))
     return files
 
 
-def encode_empty_prompt(locator, kind):
-    """Run tokenizer + text encoder on ``""`` and return the [1, S, D] embedding (CPU)."""
+def encode_empty_prompt(locator, kind, repo_id=SD21_REPO):
+    """Run tokenizer + text encoder of ``repo_id`` on ``""``; return [1, S, D] (CPU)."""
     import torch
     from genpercept_ros.model.loaders import load_text_encoder
     from genpercept_ros.model.loaders import load_tokenizer
-    tokenizer, pad_id = load_tokenizer(locator, SD21_REPO)
+    tokenizer, pad_id = load_tokenizer(locator, repo_id)
     ids = tokenizer('', padding='do_not_pad', max_length=tokenizer.model_max_length,
                     truncation=True).input_ids
     if kind == EMPTY_PROMPT_77:
         ids = ids + [pad_id] * (77 - len(ids))
-    encoder = load_text_encoder(locator, SD21_REPO)
+    encoder = load_text_encoder(locator, repo_id)
     try:
         with torch.no_grad():
             embedding = encoder(torch.tensor([ids], dtype=torch.long))[0].float()
@@ -121,15 +121,18 @@ def reference_v1_embedding(locator):
     return torch.from_numpy(array.astype(np.float16))[None]
 
 
-def empty_prompt_embedding(locator, kind):
+def empty_prompt_embedding(locator, kind, repo_id=SD21_REPO):
     """
     Return the cached empty-prompt embedding of ``kind``, computing it on first use.
 
+    ``repo_id`` holds the ``tokenizer/`` and ``text_encoder/`` (SD 2.1 for GenPercept; E2E-FT and
+    Lotus-D repos carry their own copies, all tokenised without padding like GenPercept v2).
     The cache file carries a fingerprint of the tokenizer and text encoder files and is
     recomputed when they change. For v1, ``<model_root>/GenPercept/empty_text_embed.npy`` (the
     reference's stored embedding) takes precedence when present.
     """
     from safetensors import safe_open
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
     if kind not in CACHE_NAMES:
         raise ValueError(f'unknown conditioning kind {kind!r}')
@@ -137,9 +140,9 @@ def empty_prompt_embedding(locator, kind):
         stored = reference_v1_embedding(locator)
         if stored is not None:
             return stored
-    fingerprint = _fingerprint(_source_files(locator))
+    fingerprint = _fingerprint(_source_files(locator, repo_id))
     folders = []
-    local = locator.cache_dir_for(SD21_REPO)
+    local = locator.cache_dir_for(repo_id)
     if local is not None:
         folders.append(local)
     folders.append(user_cache_dir() / fingerprint[:16])
@@ -151,9 +154,9 @@ def empty_prompt_embedding(locator, kind):
             with safe_open(str(path), framework='pt') as cached:
                 if (cached.metadata() or {}).get('fingerprint') == fingerprint:
                     return cached.get_tensor('embedding')
-        except Exception:  # noqa: B902 - a broken cache file is simply recomputed
-            pass
-    embedding = encode_empty_prompt(locator, kind)
+        except (SafetensorError, OSError, KeyError, ValueError):
+            pass    # a broken cache file is simply recomputed
+    embedding = encode_empty_prompt(locator, kind, repo_id)
     errors = []
     for folder in folders:
         path = folder / CACHE_NAMES[kind]

@@ -27,8 +27,8 @@ import sys
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
-from genpercept_ros.model.registry import SD21_REPO
 from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import SCHEDULER_CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
@@ -61,11 +61,15 @@ def required_files(models):
             add(spec.unet_repo, f'{spec.head_subfolder}/{CONFIG_NAME}', required=False)
         add(spec.vae_repo, f'{spec.vae_subfolder}/{CONFIG_NAME}')
         add(spec.vae_repo, f'{spec.vae_subfolder}/{WEIGHTS_NAME}')
-    if models:
+        if spec.scheduler_subfolder:
+            add(spec.unet_repo, f'{spec.scheduler_subfolder}/{SCHEDULER_CONFIG_NAME}')
+    # The conditioning: tokenizer and text encoder of SD 2.1 (GenPercept) or of each E2E-FT /
+    # Lotus-D repo (their own copies).
+    for repo in dict.fromkeys(MODELS[name].text_repo for name in models):
         for name in TOKENIZER_FILES:
-            add(SD21_REPO, f'tokenizer/{name}')
-        add(SD21_REPO, f'text_encoder/{CONFIG_NAME}')
-        add(SD21_REPO, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
+            add(repo, f'tokenizer/{name}')
+        add(repo, f'text_encoder/{CONFIG_NAME}')
+        add(repo, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
     return files
 
 
@@ -74,10 +78,11 @@ def verify_file(path):
     path = Path(path)
     if path.suffix == '.safetensors':
         from safetensors import safe_open
+        from safetensors import SafetensorError
         try:
             with safe_open(str(path), framework='pt') as handle:
                 count = len(list(handle.keys()))
-        except Exception as error:  # noqa: B902
+        except (SafetensorError, OSError, ValueError) as error:
             raise DownloadError(f'{path} is not a valid safetensors file: {error}') from error
         return f'{count} tensors'
     if path.suffix == '.json':
@@ -107,24 +112,48 @@ def copy_instructions(model_root, files):
     return '\n'.join(lines)
 
 
-def fetch(files, model_root=None, hub_download=None):
-    """Fetch and verify ``files``; return ``[(repo, path, local path, note)]``."""
-    if hub_download is None:
-        from huggingface_hub import hf_hub_download as hub_download
-    fetched = []
+def hub_errors():
+    """Return the exception types a hub download raises (network, auth, offline, missing)."""
+    from huggingface_hub import errors
+    # LocalEntryNotFoundError (offline, not cached) and HfHubHTTPError (HTTP status, missing or
+    # gated repo) are OSErrors; transport failures come as huggingface_hub's HTTPError.
+    return (errors.EntryNotFoundError, errors.HfHubHTTPError, errors.HTTPError, OSError,
+            ValueError)
+
+
+def fetch(files, model_root=None, snapshot=None):
+    """
+    Fetch and verify ``files``; return ``[(repo, path, local path, note)]``.
+
+    One ``huggingface_hub.snapshot_download`` per repo, restricted to exactly these paths with
+    ``allow_patterns`` (into ``<model_root>/<repo folder>`` or the hub cache). A required file
+    the repo does not have, or any hub failure, raises DownloadError; optional ones are skipped.
+    """
+    if snapshot is None:
+        from huggingface_hub import snapshot_download as snapshot
+    by_repo = {}
     for repo, path, required in files:
-        kwargs = {'repo_id': repo, 'filename': path}
+        by_repo.setdefault(repo, []).append((path, required))
+    fetched = []
+    for repo, entries in by_repo.items():
+        kwargs = {'repo_id': repo, 'allow_patterns': [path for path, _ in entries]}
         if model_root is not None:
             kwargs['local_dir'] = str(Path(model_root) / REPO_FOLDERS[repo])
         try:
-            local = Path(hub_download(**kwargs))
-        except Exception as error:  # noqa: B902 - network, auth and missing-entry errors alike
-            if not required and type(error).__name__ == 'EntryNotFoundError':
-                continue
+            folder = Path(snapshot(**kwargs))
+        except hub_errors() as error:
             first = str(error).splitlines()[0] if str(error) else ''
-            raise DownloadError(f'cannot fetch {repo}/{path}: {type(error).__name__}: '
+            raise DownloadError(f'cannot fetch {repo}/{entries[0][0]} and {len(entries) - 1} '
+                                f'more files of {repo}: {type(error).__name__}: '
                                 f'{first}') from error
-        fetched.append((repo, path, local, verify_file(local)))
+        for path, required in entries:
+            local = folder / path
+            if not local.is_file():
+                if required:
+                    raise DownloadError(f'cannot fetch {repo}/{path}: the repository has no '
+                                        'such file')
+                continue
+            fetched.append((repo, path, local, verify_file(local)))
     return fetched
 
 

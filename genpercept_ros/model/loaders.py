@@ -17,10 +17,12 @@
 import logging
 
 from genpercept_ros.model import configs
+from genpercept_ros.model.registry import GENPERCEPT
 from genpercept_ros.model.weights import check_state_dict
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import load_tensors
 from genpercept_ros.model.weights import read_json
+from genpercept_ros.model.weights import SCHEDULER_CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
 from genpercept_ros.model.weights import WEIGHTS_NAME
@@ -45,14 +47,36 @@ def _materialise(module, state_dict, source, ignore=()):
     return module.eval().requires_grad_(False)
 
 
-def unet_config_from(path):
-    """Return the UNet config of ``path`` completed from SD 2.1 and checked for GenPercept."""
+def unet_config_from(path, in_channels=4, task_switcher=()):
+    """
+    Return the UNet config of ``path`` completed from SD 2.1 and checked for the model.
+
+    ``in_channels``: 4 (image latent only: GenPercept, Lotus-D) or 8 (image latent + zero
+    latent: E2E-FT). ``task_switcher``: Lotus-D's class-label values, which need a
+    ``class_embed_type: projection`` of ``2 * len(task_switcher)`` inputs; other models must not
+    have a class embedding.
+    """
     config = dict(configs.SD21_UNET_CONFIG)
     config.update(read_json(path))
     blocks = len(config.get('block_out_channels') or ())
-    _require(config.get('in_channels') == 4,
-             f'{path}: in_channels is {config.get("in_channels")}, expected 4 (the one-step '
-             'GenPercept UNet takes the RGB latent only; 8 means a Marigold-style checkpoint)')
+    layouts = {4: 'the image latent only (GenPercept, Lotus-D)',
+               8: 'the image latent and a zero latent (Marigold layout, E2E-FT)'}
+    _require(config.get('in_channels') == in_channels,
+             f'{path}: in_channels is {config.get("in_channels")}, expected {in_channels}: this '
+             f'model\'s UNet takes {layouts.get(in_channels, "?")}; the checkpoint belongs to '
+             'another model family')
+    if task_switcher:
+        _require(config.get('class_embed_type') == 'projection'
+                 and config.get('projection_class_embeddings_input_dim')
+                 == 2 * len(task_switcher),
+                 f'{path}: expected class_embed_type "projection" with '
+                 f'{2 * len(task_switcher)} inputs (the Lotus task switcher), got '
+                 f'{config.get("class_embed_type")!r} / '
+                 f'{config.get("projection_class_embeddings_input_dim")!r}')
+    else:
+        _require(config.get('class_embed_type') is None and not config.get('num_class_embeds'),
+                 f'{path}: the UNet has a class embedding ({config.get("class_embed_type")!r}); '
+                 'this model passes no class labels (a Lotus checkpoint?)')
     _require(config.get('out_channels') == 4,
              f'{path}: out_channels is {config.get("out_channels")}, expected 4')
     _require(blocks == 4 and len(config.get('up_block_types') or ()) == 4,
@@ -87,8 +111,8 @@ def load_unet(locator, spec):
     from diffusers.models.attention_processor import AttnProcessor2_0
     folder = spec.unet_subfolder
     config_path = locator.resolve(spec.unet_repo, f'{folder}/{CONFIG_NAME}')
-    config = unet_config_from(config_path)
-    if spec.version == 2:
+    config = unet_config_from(config_path, spec.unet_in_channels, spec.task_switcher)
+    if spec.family == GENPERCEPT and spec.version == 2:
         config = as_reference_v2_config(config, config_path)
     weights_path = locator.resolve_weights(spec.unet_repo, folder, WEIGHTS_NAME)
     state = load_tensors(weights_path, locator.allow_pickle)
@@ -105,8 +129,38 @@ def load_unet(locator, spec):
     return unet
 
 
+def load_scheduler(locator, spec):
+    """
+    Return the DDIMScheduler of ``spec`` with trailing timestep spacing, as E2E-FT's run.py does.
+
+    ``DDIMScheduler.from_pretrained(ckpt, subfolder='scheduler', timestep_spacing='trailing')`` in
+    the reference; here the located config file goes through ``from_config`` with the same
+    override (one file, so the locator's offline rules and errors apply).
+    """
+    from diffusers import DDIMScheduler
+    config_path = locator.resolve(
+        spec.unet_repo, f'{spec.scheduler_subfolder}/{SCHEDULER_CONFIG_NAME}')
+    config = read_json(config_path)
+    _require(config.get('prediction_type') == 'v_prediction',
+             f'{config_path}: prediction_type is {config.get("prediction_type")!r}; '
+             f'{spec.name} turns a v-prediction into x0')
+    try:
+        return DDIMScheduler.from_config(config, timestep_spacing='trailing')
+    except (TypeError, ValueError, NotImplementedError) as error:
+        raise WeightsError(f'scheduler config {config_path}: {error}') from error
+
+
 def load_vae(locator, repo_id, subfolder):
-    """Return the AutoencoderKL stored in ``repo_id/subfolder``."""
+    """
+    Return the AutoencoderKL stored in ``repo_id/subfolder``.
+
+    Loaded with diffusers' own ``AutoencoderKL.from_pretrained(folder, subfolder=...,
+    use_safetensors=True)`` from the located files, and then held to the same rule as every
+    other component: any missing, unexpected or mis-shaped tensor is a WeightsError (diffusers
+    alone would only warn and keep random values). A pickle checkpoint (only with
+    ``allow_pickle``) may have any file name, which from_pretrained does not look for, so it
+    goes through the explicit state-dict path.
+    """
     import torch
     from diffusers import AutoencoderKL
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -118,12 +172,36 @@ def load_vae(locator, repo_id, subfolder):
              and len(config.get('block_out_channels') or ()) == 4,
              f'{config_path}: expected the SD VAE (3 -> 4 latent channels, 4 blocks, x8)')
     weights_path = locator.resolve_weights(repo_id, subfolder, WEIGHTS_NAME)
-    state = load_tensors(weights_path, locator.allow_pickle)
-    with torch.device('meta'):
-        vae = AutoencoderKL.from_config(config)
-    vae = _materialise(vae, state, weights_path)
+    if weights_path.suffix == '.safetensors':
+        vae = _vae_from_pretrained(AutoencoderKL, config_path.parent.parent, subfolder,
+                                   weights_path)
+    else:
+        state = load_tensors(weights_path, locator.allow_pickle)
+        with torch.device('meta'):
+            vae = AutoencoderKL.from_config(config)
+        vae = _materialise(vae, state, weights_path)
     vae.set_attn_processor(AttnProcessor2_0())
     return vae
+
+
+def _vae_from_pretrained(model_class, root, subfolder, weights_path):
+    from safetensors import safe_open
+    from safetensors import SafetensorError
+    remedy = 'Delete it and download it again.'
+    try:
+        with safe_open(str(weights_path), framework='pt'):
+            pass
+        model, info = model_class.from_pretrained(
+            str(root), subfolder=subfolder, use_safetensors=True, local_files_only=True,
+            output_loading_info=True)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise WeightsError(f'corrupt or truncated safetensors file {weights_path} ({error}). '
+                           f'{remedy}') from error
+    problems = [f'{len(keys)} {kind.replace("_", " ")} (e.g. {", ".join(map(str, keys[:3]))})'
+                for kind, keys in sorted(info.items()) if keys]
+    _require(not problems, f'{weights_path} does not match the expected architecture: '
+             f'{"; ".join(problems)}')
+    return model.eval().requires_grad_(False)
 
 
 def load_dpt_head(locator, spec):
@@ -155,7 +233,8 @@ def load_tokenizer(locator, repo_id):
     folder = paths[0].parent
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as error:  # noqa: B902 - tokenizers raises several types
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        # What transformers/tokenizers raise for unreadable or inconsistent vocab/merges files.
         raise WeightsError(f'cannot load the CLIP tokenizer in {folder}: {error}') from error
     special = read_json(paths[TOKENIZER_FILES.index('special_tokens_map.json')])
     pad = special.get('pad_token', '!')
@@ -170,6 +249,9 @@ def load_text_encoder(locator, repo_id):
     Return the CLIP text encoder of ``repo_id/text_encoder``.
 
     Accepts the real file's ``text_model.``-prefixed keys and its ``position_ids`` buffer.
+    Hand-written rather than ``CLIPTextModel.from_pretrained``: the SD 2 files carry the
+    transformers-4 key names, which transformers 5 renames on load with its own rules; this
+    explicit mapping plus the strict key/shape check keeps one behaviour across versions.
     """
     from transformers import CLIPTextConfig
     from transformers import CLIPTextModel

@@ -21,6 +21,9 @@ optical frame.
 """
 
 from genpercept_ros.model.preprocess import resize_like_torchvision
+from genpercept_ros.model.registry import POST_E2E_FT_DEPTH
+from genpercept_ros.model.registry import POST_E2E_FT_NORMAL
+from genpercept_ros.model.registry import POST_LOTUS_D
 from genpercept_ros.model.registry import POST_V1_DEPTH
 from genpercept_ros.model.registry import POST_V1_NORMAL
 from genpercept_ros.model.registry import POST_V2_CLIP
@@ -54,6 +57,8 @@ def postprocess(recipe, pred, channel_mean, out_size):
     Returns float32 ``[B, C, H, W]`` with C = 1 for depth/disparity, 3 for normals.
     """
     pred = pred.float()
+    if recipe in (POST_E2E_FT_DEPTH, POST_E2E_FT_NORMAL, POST_LOTUS_D):
+        return _postprocess_onestep(recipe, pred, channel_mean, out_size)
     if recipe == POST_V2_DPT:
         # The reference normalises over the whole batch tensor and always runs batch size 1,
         # so each image is stretched on its own here (results do not depend on batching).
@@ -74,6 +79,36 @@ def postprocess(recipe, pred, channel_mean, out_size):
     raise ValueError(f'unknown post-processing recipe {recipe!r}')
 
 
+def unit_normals_marigold(pred, dim):
+    """Return ``pred / (||pred||_2 + 1e-5)`` along ``dim``, as E2E-FT's Marigold pipeline does."""
+    return pred / (torch.norm(pred, p=2, dim=dim, keepdim=True) + 1e-5)
+
+
+def _postprocess_onestep(recipe, pred, channel_mean, out_size):
+    """
+    E2E-FT and Lotus-D post-processing, following ``marigold_pipeline.py`` / ``LotusDPipeline``.
+
+    E2E-FT depth: channel mean, clip [-1, 1], (x + 1) / 2, per-image min-max (constant image -> 0),
+    resize (bilinear, antialias), clip [0, 1]. E2E-FT normals: ``n / (|n| + 1e-5)`` in
+    ``single_infer`` and again in ``__call__``, resize (bilinear, antialias), clip [-1, 1].
+    Lotus-D: ``clamp(x / 2 + 0.5, 0, 1)`` (diffusers' ``VaeImageProcessor`` denormalisation),
+    resize back with nearest-exact, then the channel mean for depth (``infer.py``).
+    """
+    if recipe == POST_E2E_FT_DEPTH:
+        pred = (torch.clip(pred.mean(dim=1, keepdim=True), -1.0, 1.0) + 1.0) / 2.0
+        pred = minmax_per_image(pred)
+        return resize_like_torchvision(pred, out_size).clamp(0.0, 1.0)
+    if recipe == POST_E2E_FT_NORMAL:
+        pred = unit_normals_marigold(unit_normals_marigold(pred, 1), 1)
+        return resize_like_torchvision(pred, out_size).clamp(-1.0, 1.0)
+    pred = (pred / 2 + 0.5).clamp(0, 1)
+    if tuple(pred.shape[-2:]) != tuple(out_size):
+        pred = functional.interpolate(pred, size=tuple(out_size), mode='nearest-exact')
+    if channel_mean:
+        pred = pred.mean(dim=1, keepdim=True)
+    return pred
+
+
 def raw_layout(raw, layout):
     """Arrange ``[B, C, H, W]`` as the reference ``_pred.npy`` of each image: HW, HWC or CHW."""
     if layout == 'HW':
@@ -83,15 +118,15 @@ def raw_layout(raw, layout):
     return raw
 
 
-def normals_to_optical(raw, version):
+def normals_to_optical(raw, shifted):
     """
     Convert raw normals ``[B, 3, H, W]`` to unit vectors ``[B, H, W, 3]`` in the ROS optical frame.
 
-    v2 raw values are (n + 1) / 2, v1 raw values are n. The vector (x, y, z) maps to
-    (x, -y, -z) and is renormalised (the model output is not unit length); zero-length vectors
-    become NaN.
+    ``shifted``: raw values are (n + 1) / 2 (GenPercept v2, Lotus-D), else n (GenPercept v1,
+    E2E-FT). The vector (x, y, z) (x right, y up, z towards the camera) maps to (x, -y, -z) and
+    is renormalised (the model output is not unit length); zero-length vectors become NaN.
     """
-    normals = raw * 2.0 - 1.0 if version == 2 else raw
+    normals = raw * 2.0 - 1.0 if shifted else raw
     # Built from slices, not from a host-side sign vector: no host-to-device copy (no sync).
     normals = torch.stack([sign * normals[:, axis]
                            for axis, sign in enumerate(GENPERCEPT_TO_OPTICAL)], dim=-1)

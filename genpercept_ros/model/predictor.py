@@ -32,6 +32,7 @@ from genpercept_ros.model.acceleration import cuda_device_scope
 from genpercept_ros.model.acceleration import record_event
 from genpercept_ros.model.conditioning import empty_prompt_embedding
 from genpercept_ros.model.loaders import load_dpt_head
+from genpercept_ros.model.loaders import load_scheduler
 from genpercept_ros.model.loaders import load_unet
 from genpercept_ros.model.loaders import load_vae
 from genpercept_ros.model.postprocess import normals_to_optical
@@ -39,12 +40,17 @@ from genpercept_ros.model.postprocess import postprocess
 from genpercept_ros.model.postprocess import raw_layout
 from genpercept_ros.model.precision import keep_dpt_head_output_fp32
 from genpercept_ros.model.precision import keep_vae_decoder_output_fp32
+from genpercept_ros.model.preprocess import preprocess_float
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
 from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
 from genpercept_ros.model.registry import get_model_spec
-from genpercept_ros.model.registry import LATENT_SCALE
-from genpercept_ros.model.registry import TIMESTEP
+from genpercept_ros.model.registry import LOTUS_D
+from genpercept_ros.model.registry import PRE_FLOAT_BILINEAR
+from genpercept_ros.model.registry import PRE_PIL_BICUBIC
+from genpercept_ros.model.registry import X0_NEGATIVE_V
+from genpercept_ros.model.registry import X0_SAMPLE
+from genpercept_ros.model.registry import X0_V_PREDICTION
 from genpercept_ros.model.runtime import as_image_list
 from genpercept_ros.model.runtime import DTYPE_NAMES
 from genpercept_ros.model.runtime import OutOfMemoryError  # noqa: F401 - re-exported
@@ -72,9 +78,9 @@ class PredictionOutput:
     ``depth``: HxW float32 in [0, 1] (``depth_kind`` says far = 1 'relative_depth' or
     near = 1 'relative_disparity'); ``normals``: HxWx3 float32 unit vectors in the ROS optical
     frame (x right, y down, z forward), NaN where invalid; ``depth_raw``/``normal_raw``: what the
-    reference ``_pred.npy`` holds for the variant (v2 depth HxW in [0, 1], v2 normals HxWx3
-    (n + 1) / 2, v1 normals 3xHxW in [-1, 1]; the depth arrays are shared with ``depth``, copy
-    before editing in place); ``processing_size``: (h, w) the model ran at;
+    model's reference code saves (v2 depth HxW in [0, 1], v2 and Lotus-D normals HxWx3
+    (n + 1) / 2, v1 and E2E-FT normals 3xHxW in [-1, 1]; the depth arrays are shared with
+    ``depth``, copy before editing in place); ``processing_size``: (h, w) the model ran at;
     ``timings``: stage -> seconds for the whole call.
     """
 
@@ -89,17 +95,93 @@ class PredictionOutput:
     normal_model: str = None
 
 
+@dataclass(frozen=True)
+class DenoisingStep:
+    """
+    The one UNet pass of a model, as its reference code runs it.
+
+    ``timestep``: the UNet's timestep; ``x0_from``: X0_NEGATIVE_V (x0 = -v, GenPercept),
+    X0_V_PREDICTION (x0 = sqrt(a_t) z_t - sqrt(1 - a_t) v with z_t the zero latent, E2E-FT) or
+    X0_SAMPLE (the output is x0, Lotus-D); ``x0_from_output``: the factor x0 = factor * output
+    (-sqrt(1 - a_t) from the scheduler's ``alphas_cumprod`` for E2E-FT); ``class_labels``: the
+    Lotus task switcher ``[sin s..., cos s...]`` (empty for the others).
+    """
+
+    timestep: int
+    x0_from: str
+    x0_from_output: float
+    class_labels: tuple = ()
+
+
+def denoising_step(spec, scheduler=None):
+    """
+    Return the DenoisingStep of ``spec``; E2E-FT needs its (trailing) DDIMScheduler.
+
+    The E2E-FT factor follows ``DDIMScheduler.step``: ``alpha_prod_t = alphas_cumprod[t]`` in
+    float32, ``pred_original_sample = alpha_prod_t ** 0.5 * sample - beta_prod_t ** 0.5 *
+    model_output`` with ``sample`` the zero latent (``noise='zeros'``, one step).
+    """
+    labels = ()
+    if spec.task_switcher:
+        # Lotus infer.py: task_emb = cat([sin(t), cos(t)]) of the float32 tensor [1, 0].
+        values = torch.tensor(spec.task_switcher, dtype=torch.float32)
+        labels = tuple(torch.cat([torch.sin(values), torch.cos(values)]).tolist())
+    if spec.x0_from == X0_V_PREDICTION:
+        if scheduler is None:
+            raise ValueError(f'{spec.name} needs its DDIM scheduler for the timestep and alphas')
+        scheduler.set_timesteps(1)
+        timestep = int(scheduler.timesteps[0])
+        beta = 1 - scheduler.alphas_cumprod[timestep]
+        return DenoisingStep(timestep, spec.x0_from, -float(beta ** 0.5), labels)
+    factor = -1.0 if spec.x0_from == X0_NEGATIVE_V else 1.0
+    return DenoisingStep(spec.timestep, spec.x0_from, factor, labels)
+
+
+def _same_weights(first, second):
+    """Return True when two modules have equal public config and bit-identical tensors."""
+    if first is second:
+        return True
+    public = [{key: value for key, value in dict(module.config).items()
+               if not key.startswith('_')} for module in (first, second)]
+    if public[0] != public[1]:
+        return False
+    state, other = first.state_dict(), second.state_dict()
+    return state.keys() == other.keys() and all(
+        state[key].dtype == other[key].dtype and state[key].shape == other[key].shape
+        and torch.equal(state[key], other[key]) for key in state)
+
+
 class GenPerceptPredictor:
-    """Hold the VAE(s) once and one UNet (+ DPT head) per enabled task; see ``predict``."""
+    """
+    Hold the VAE(s) once and one UNet (+ DPT head) per enabled task; see ``predict``.
+
+    Depth and normals may come from different families (GenPercept, E2E-FT, Lotus-D). Two VAEs
+    with bit-identical weights are loaded as one module, and tasks whose input recipe and VAE
+    agree share one VAE encode per frame (:meth:`encode_groups`).
+
+    ``latent_generator``: None (default) encodes every image to the VAE posterior mean, a
+    deterministic latent. Lotus-D's reference draws a random posterior sample
+    (``latent_dist.sample()``) instead; set a ``torch.Generator`` here to reproduce that draw
+    (one draw per encode, on the generator's device).
+    """
 
     def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
                  channels_last=False, max_batch_size=8, model_root=None, profile=False,
-                 acceleration='eager', warn=None, compile_mode=None):
+                 steps=None, acceleration='eager', warn=None, compile_mode=None):
         self._specs = specs                      # task -> ModelSpec
         self._unets = unets                      # task -> UNet2DConditionModel
         self._heads = heads                      # task -> DPTHead
-        self._vaes = vaes                        # (repo, subfolder) -> AutoencoderKL
-        self._conditionings = conditionings      # kind -> [1, S, D] tensor on device
+        self._vaes = vaes                        # (repo, subfolder) -> AutoencoderKL (shared)
+        self._conditionings = conditionings      # (text repo, kind) -> [1, S, D] on device
+        self._steps = steps or {task: denoising_step(spec) for task, spec in specs.items()}
+        self._latent_scales = {id(vae): float(vae.config.scaling_factor)
+                               for vae in vaes.values()}
+        self._x0_factors = {task: torch.tensor(step.x0_from_output, dtype=torch.float32,
+                                               device=device)
+                            for task, step in self._steps.items()}
+        self._class_labels = {task: torch.tensor([step.class_labels], device=device, dtype=dtype)
+                              for task, step in self._steps.items() if step.class_labels}
+        self.latent_generator = None
         self._device = device
         self._dtype = dtype
         self._vae_dtype = vae_dtype_for(dtype)
@@ -151,24 +233,35 @@ class GenPerceptPredictor:
         vae_dtype = vae_dtype_for(dtype)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle)
-        unets, heads, vaes, conditionings = {}, {}, {}, {}
+        unets, heads, vaes, conditionings, steps = {}, {}, {}, {}, {}
         for spec in specs.values():
-            if spec.conditioning not in conditionings:
-                conditionings[spec.conditioning] = empty_prompt_embedding(
-                    locator, spec.conditioning).to(device, dtype)
+            key = (spec.text_repo, spec.conditioning)
+            if key not in conditionings:
+                embedding = empty_prompt_embedding(
+                    locator, spec.conditioning, spec.text_repo).to(device, dtype)
+                # Equal text encoders (copies of SD 2's) give one shared tensor.
+                conditionings[key] = next(
+                    (known for known in conditionings.values() if known.shape == embedding.shape
+                     and torch.equal(known, embedding)), embedding)
             key = (spec.vae_repo, spec.vae_subfolder)
             if key not in vaes:
                 # fp32 tails taken before the cast keep the checkpoint's values exactly.
-                vaes[key] = place_module(keep_vae_decoder_output_fp32(load_vae(locator, *key)),
-                                         device, vae_dtype, memory_format)
+                vae = place_module(keep_vae_decoder_output_fp32(load_vae(locator, *key)),
+                                   device, vae_dtype, memory_format)
+                # Copies of the same VAE weights in several repos become one module.
+                vaes[key] = next((known for known in vaes.values() if _same_weights(known, vae)),
+                                 vae)
+                del vae
         for task, spec in specs.items():
             unet = load_unet(locator, spec)
-            width = conditionings[spec.conditioning].shape[-1]
+            width = conditionings[(spec.text_repo, spec.conditioning)].shape[-1]
             if unet.config.cross_attention_dim != width:
                 raise WeightsError(
                     f'{spec.name}: UNet cross_attention_dim {unet.config.cross_attention_dim} '
-                    f'does not match the text encoder width {width}; the UNet and the SD 2.1 '
-                    'text encoder come from different model families')
+                    f'does not match the text encoder width {width}; the UNet and the '
+                    f'{spec.text_repo} text encoder come from different model families')
+            scheduler = load_scheduler(locator, spec) if spec.scheduler_subfolder else None
+            steps[task] = denoising_step(spec, scheduler)
             unets[task] = place_module(unet, device, dtype, memory_format)
             if spec.has_dpt_head:
                 heads[task] = place_module(
@@ -177,8 +270,8 @@ class GenPerceptPredictor:
         gc.collect()
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
-                        model_root=model_root, profile=profile, acceleration=acceleration,
-                        warn=warn, compile_mode=compile_mode)
+                        model_root=model_root, profile=profile, steps=steps,
+                        acceleration=acceleration, warn=warn, compile_mode=compile_mode)
         if torch_compile:
             predictor.compile_models()
         return predictor
@@ -215,11 +308,35 @@ class GenPerceptPredictor:
         return tuple(self._specs)
 
     def describe(self):
-        """Return a one-line summary for logs."""
+        """Return a one-line summary for logs, naming the licence of each loaded model."""
         names = ', '.join(f'{task}={spec.name}' for task, spec in self._specs.items())
+        licences = '; '.join(f'{spec.name}: {spec.licence}' for spec in self._specs.values())
         return (f'GenPercept {names} on {self._device} ({DTYPE_NAMES[self._dtype]}, VAE '
                 f'{DTYPE_NAMES[self._vae_dtype]}), weights from '
-                f'{self.model_root or "the Hugging Face cache"}')
+                f'{self.model_root or "the Hugging Face cache"}; licences: {licences}')
+
+    def denoising_step(self, task):
+        """Return the :class:`DenoisingStep` the model of ``task`` runs."""
+        return self._steps[task]
+
+    def conditioning(self, task):
+        """Return the [1, S, D] empty-prompt embedding the model of ``task`` is conditioned on."""
+        spec = self._specs[task]
+        return self._conditionings[(spec.text_repo, spec.conditioning)]
+
+    def _vae_for(self, task):
+        spec = self._specs[task]
+        return self._vaes[(spec.vae_repo, spec.vae_subfolder)]
+
+    def _encode_key(self, task):
+        return (self._specs[task].preprocess, id(self._vae_for(task)))
+
+    def encode_groups(self, tasks=None):
+        """Return the enabled tasks grouped by shared VAE encode, e.g. [('depth', 'normal')]."""
+        groups = {}
+        for task in self.tasks if tasks is None else tasks:
+            groups.setdefault(self._encode_key(task), []).append(task)
+        return [tuple(group) for group in groups.values()]
 
     def free_memory(self):
         """Release cached allocator memory (call after an out-of-memory error)."""
@@ -239,7 +356,7 @@ class GenPerceptPredictor:
             self._unets[task] = torch.compile(self._unets[task], mode=mode, dynamic=False)
         for task in self._heads:
             self._heads[task] = torch.compile(self._heads[task], mode=mode, dynamic=False)
-        for vae in self._vaes.values():
+        for vae in {id(vae): vae for vae in self._vaes.values()}.values():
             vae.encoder = torch.compile(vae.encoder, mode=mode, dynamic=False)
             vae.decoder = torch.compile(vae.decoder, mode=mode, dynamic=False)
 
@@ -253,35 +370,72 @@ class GenPerceptPredictor:
         for block in unet.up_blocks:
             block.register_forward_hook(tap)
 
-    def _timestep(self, batch):
-        return torch.full((batch,), TIMESTEP, dtype=torch.long, device=self._device)
+    def _timestep(self, task, batch):
+        return torch.full((batch,), self._steps[task].timestep, dtype=torch.long,
+                          device=self._device)
 
-    def _encode(self, vae, pixels):
+    def _encode(self, vae, pixels, sample=False):
+        """
+        Return the scaled image latent: posterior mean, or a posterior sample when asked.
+
+        The sample is diffusers' ``DiagonalGaussianDistribution.sample``: ``mean + std * eps``
+        with ``std = exp(0.5 * clamp(logvar, -30, 20))`` and eps from ``latent_generator``.
+        """
         moments = vae.quant_conv(vae.encoder(pixels))
-        return moments[:, :4] * LATENT_SCALE
+        latent = moments[:, :4]
+        if sample:
+            generator = self.latent_generator
+            noise = torch.randn(latent.shape, generator=generator, device=generator.device,
+                                dtype=latent.dtype).to(latent.device)
+            std = torch.exp(0.5 * torch.clamp(moments[:, 4:], -30.0, 20.0))
+            latent = latent + std * noise
+        return latent * self._latent_scales[id(vae)]
+
+    def _unet_input(self, task, latents):
+        sample = latents.to(self._dtype)
+        if self._specs[task].unet_in_channels == 8:
+            # Marigold layout: [image latent, x_T] with x_T = 0 ("noise='zeros'"); order matters.
+            sample = torch.cat([sample, torch.zeros_like(sample)], dim=1)
+        return sample
+
+    def _x0(self, task, output):
+        """Turn the UNet output into the clean latent (see :class:`DenoisingStep`)."""
+        x0_from = self._steps[task].x0_from
+        if x0_from == X0_NEGATIVE_V:
+            return -output          # one beta = 1 DDIM step: x0 = -v exactly
+        if x0_from == X0_V_PREDICTION:
+            # sqrt(a_t) * 0 - sqrt(1 - a_t) * v, the factor in float32 as DDIMScheduler.step.
+            return self._x0_factors[task] * output
+        if x0_from == X0_SAMPLE:
+            return output
+        raise ValueError(f'unknown x0 rule {x0_from!r}')
 
     def _denoise(self, task, latents, watch):
         """Return ('pred', head output) for DPT-head tasks, else ('latent', VAE input)."""
         spec = self._specs[task]
         unet = self._unets[task]
         batch = latents.shape[0]
-        cond = self._conditionings[spec.conditioning].expand(batch, -1, -1)
-        sample = latents.to(self._dtype)
+        cond = self.conditioning(task).expand(batch, -1, -1)
+        sample = self._unet_input(task, latents)
+        extra = {}
+        if task in self._class_labels:
+            extra['class_labels'] = self._class_labels[task].expand(batch, -1)
         if spec.has_dpt_head:
             store = self._features[task]
             store.clear()
             with watch.stage('unet'):
                 try:
-                    unet(sample, self._timestep(batch), encoder_hidden_states=cond)
+                    unet(sample, self._timestep(task, batch), encoder_hidden_states=cond)
                     features = list(store[::-1])
                 finally:
                     store.clear()   # never keep activations alive after an error (OOM)
             with watch.stage('head'):
                 return 'pred', self._heads[task](features)[:, None]
         with watch.stage('unet'):
-            velocity = unet(sample, self._timestep(batch), encoder_hidden_states=cond).sample
-            # One beta = 1 DDIM step: x0 = -v exactly.
-            return 'latent', (-velocity).to(self._vae_dtype) / LATENT_SCALE
+            output = unet(sample, self._timestep(task, batch), encoder_hidden_states=cond,
+                          **extra).sample
+            scale = self._latent_scales[id(self._vae_for(task))]
+            return 'latent', self._x0(task, output).to(self._vae_dtype) / scale
 
     def _decode(self, latents, watch):
         """
@@ -293,13 +447,12 @@ class GenPerceptPredictor:
         result is the same as decoding it alone, up to kernel choice.
         """
         by_vae = {}
-        for task, latent in latents.items():
-            spec = self._specs[task]
-            by_vae.setdefault((spec.vae_repo, spec.vae_subfolder), []).append(task)
+        for task in latents:
+            vae = self._vae_for(task)
+            by_vae.setdefault(id(vae), (vae, []))[1].append(task)
         preds = {}
         with watch.stage('decode'):
-            for key, tasks in by_vae.items():
-                vae = self._vaes[key]
+            for vae, tasks in by_vae.values():
                 chunks = [tasks] if self.batch_decoders else [[task] for task in tasks]
                 for chunk in chunks:
                     stacked = torch.cat([latents[task] for task in chunk]) if len(chunk) > 1 \
@@ -316,7 +469,7 @@ class GenPerceptPredictor:
             if spec.task == 'depth':
                 # Depth is its own raw output: one tensor, one copy to the host.
                 return {'value': raw[:, 0]}
-            result = {'value': normals_to_optical(raw, spec.version)}
+            result = {'value': normals_to_optical(raw, spec.normal_shifted)}
             if return_raw:
                 result['raw'] = raw_layout(raw, spec.raw_layout)
         return result
@@ -354,21 +507,24 @@ class GenPerceptPredictor:
         size = processing_size(height, width, processing_resolution)
         out_size = (height, width) if output_resolution == 'input' else size
         results = {}
-        versions = sorted({self._specs[task].version for task in tasks})
-        for version in versions:
-            group = [task for task in tasks if self._specs[task].version == version]
-            spec = self._specs[group[0]]
-            vae = self._vaes[(spec.vae_repo, spec.vae_subfolder)]
+        uploaded = None
+        for group in self.encode_groups(tasks):
+            recipe = self._specs[group[0]].preprocess
+            vae = self._vae_for(group[0])
             with watch.stage('preprocess'):
-                if version == 2:
-                    pixels = preprocess_v2(self._upload(images), size, self._vae_dtype)
-                else:
+                if recipe == PRE_PIL_BICUBIC:
                     arrays = [image.cpu().numpy() if isinstance(image, torch.Tensor) else image
                               for image in images]
                     pixels = preprocess_v1(arrays, size, self._vae_dtype, self._device)
+                else:
+                    uploaded = self._upload(images) if uploaded is None else uploaded
+                    convert = preprocess_float if recipe == PRE_FLOAT_BILINEAR else preprocess_v2
+                    pixels = convert(uploaded, size, self._vae_dtype)
                 pixels = pixels.contiguous(memory_format=self._memory_format)
+            sample = self.latent_generator is not None and any(
+                self._specs[task].family == LOTUS_D for task in group)
             with watch.stage('encode'):
-                latents = self._encode(vae, pixels)
+                latents = self._encode(vae, pixels, sample)
             pending = {}
             for task in group:
                 kind, value = self._denoise(task, latents, watch)

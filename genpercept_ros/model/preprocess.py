@@ -15,9 +15,11 @@
 """
 Input resizing and normalisation, reproducing the reference exactly.
 
-v2 resizes the uint8 image like torchvision's ``resize(..., BILINEAR, antialias=True)`` (float
-interpolation, round half to even, back to uint8) and normalises in float32; v1 resizes with PIL's
-default (bicubic) and normalises in float64. Tensors stay on their device.
+v2 (and E2E-FT, whose Marigold pipeline does the same) resizes the uint8 image like torchvision's
+``resize(..., BILINEAR, antialias=True)`` (float interpolation, round half to even, back to uint8)
+and normalises in float32; v1 resizes with PIL's default (bicubic) and normalises in float64;
+Lotus-D normalises first (``x / 127.5 - 1`` in float32) and resizes the float image. Tensors stay
+on their device.
 """
 
 import numpy as np
@@ -69,3 +71,13 @@ def preprocess_v1(images_hwc, size, dtype, device):
         array = np.asarray(pil.convert('RGB')).transpose(2, 0, 1)
         batch.append(array / 255.0 * 2.0 - 1.0)
     return torch.from_numpy(np.stack(batch)).to(dtype).to(device)
+
+
+def preprocess_float(images_uint8, size, dtype):
+    """
+    Normalise then resize a uint8 ``[B, 3, H, W]`` batch, as Lotus's ``infer.py``/pipeline do.
+
+    ``x / 127.5 - 1`` in float32 (not bit-equal to ``x / 255 * 2 - 1``), then the float
+    torchvision resize (bilinear, antialias); the result is cast to ``dtype``.
+    """
+    return resize_like_torchvision(images_uint8.float() / 127.5 - 1.0, size).to(dtype)

@@ -25,8 +25,10 @@ from pathlib import Path
 import zlib
 
 from genpercept_ros.model import configs
+from genpercept_ros.model.registry import GENPERCEPT
 from genpercept_ros.model.registry import GENPERCEPT_MODELS_REPO
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
+from genpercept_ros.model.registry import LOTUS_D
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
@@ -97,10 +99,10 @@ def _diffusers_config(config):
     return config
 
 
-def _unet_state(seed, name, full_size, with_conv_out=True):
+def _unet_state(seed, name, config, with_conv_out=True):
     from diffusers import UNet2DConditionModel
     _seed(seed, name)
-    unet = UNet2DConditionModel.from_config(configs.unet_config(full_size))
+    unet = UNet2DConditionModel.from_config(config)
     state = unet.state_dict()
     if not with_conv_out:
         state = {key: value for key, value in state.items()
@@ -108,12 +110,26 @@ def _unet_state(seed, name, full_size, with_conv_out=True):
     return state
 
 
-def write_unet(folder, seed, full_size, with_conv_out=True):
+def unet_overrides(spec):
+    """Return the UNet config keys a model changes from SD 2.1 (input channels, task switcher)."""
+    overrides = {}
+    if spec.unet_in_channels != 4:
+        overrides['in_channels'] = spec.unet_in_channels
+    if spec.task_switcher:
+        # Lotus: class_embed_type 'projection' of the 2 * len(switcher) sin/cos values.
+        overrides['class_embed_type'] = 'projection'
+        overrides['projection_class_embeddings_input_dim'] = 2 * len(spec.task_switcher)
+    return overrides
+
+
+def write_unet(folder, seed, full_size, with_conv_out=True, overrides=None, seed_name=None):
     """Write ``folder/{config.json, diffusion_pytorch_model.safetensors}`` of one UNet."""
     folder = Path(folder)
-    _write_json(folder / 'config.json', _diffusers_config(configs.unet_config(full_size)))
+    config = configs.unet_config(full_size)
+    config.update(overrides or {})
+    _write_json(folder / 'config.json', _diffusers_config(config))
     _save(folder / 'diffusion_pytorch_model.safetensors',
-          _unet_state(seed, folder.name, full_size, with_conv_out))
+          _unet_state(seed, seed_name or folder.name, config, with_conv_out))
 
 
 def write_vae(folder, seed, full_size, dtype=None):
@@ -175,13 +191,68 @@ def write_text_encoder(folder, seed, full_size, vocab_size):
     _save(folder / 'model.safetensors', state)
 
 
+# The DDIM scheduler config of Stable Diffusion 2 (v-prediction) as Marigold checkpoints ship
+# it; E2E-FT reads its timestep and alphas, Lotus-D ships one that its one-step call never uses.
+SD2_SCHEDULER_CONFIG = {
+    '_class_name': 'DDIMScheduler',
+    'beta_end': 0.012,
+    'beta_schedule': 'scaled_linear',
+    'beta_start': 0.00085,
+    'clip_sample': False,
+    'num_train_timesteps': 1000,
+    'prediction_type': 'v_prediction',
+    'set_alpha_to_one': False,
+    'steps_offset': 1,
+    'trained_betas': None,
+}
+
+
+def _model_index(spec):
+    components = {
+        'scheduler': ['diffusers', 'DDIMScheduler'],
+        'text_encoder': ['transformers', 'CLIPTextModel'],
+        'tokenizer': ['transformers', 'CLIPTokenizer'],
+        'unet': ['diffusers', 'UNet2DConditionModel'],
+        'vae': ['diffusers', 'AutoencoderKL'],
+    }
+    if spec.family == LOTUS_D:
+        # The hub's Lotus-D repos name their pipeline class DirectRegressionPipeline.
+        components.update({'_class_name': 'DirectRegressionPipeline', 'feature_extractor': [
+            None, None], 'image_encoder': [None, None], 'requires_safety_checker': False,
+            'safety_checker': [None, None]})
+    else:
+        components['_class_name'] = 'MarigoldPipeline'
+    return _diffusers_config(components)
+
+
+def write_pipeline_repo(root, spec, seed, full_size):
+    """
+    Write one E2E-FT / Lotus-D hub repo: unet, vae, scheduler, tokenizer, text_encoder, index.
+
+    The VAE and text encoder get the same random values as the SD 2.1 ones (as the real repos
+    copy them from Stable Diffusion 2), so a predictor sees equal weights and shares them.
+    """
+    folder = Path(root) / REPO_FOLDERS[spec.unet_repo]
+    write_unet(folder / spec.unet_subfolder, seed, full_size, overrides=unet_overrides(spec),
+               seed_name=f'{REPO_FOLDERS[spec.unet_repo]}/{spec.unet_subfolder}')
+    write_vae(folder / spec.vae_subfolder, seed, full_size)
+    vocab_size = write_tokenizer(folder / 'tokenizer', full_size)
+    write_text_encoder(folder / 'text_encoder', seed, full_size, vocab_size)
+    scheduler = dict(SD2_SCHEDULER_CONFIG)
+    if spec.family == LOTUS_D:
+        scheduler['prediction_type'] = 'sample'
+    _write_json(folder / 'scheduler' / 'scheduler_config.json', scheduler)
+    _write_json(folder / 'model_index.json', _model_index(spec))
+
+
 def make_tiny_weights(root, full_size=False, seed=0, models=None):
     """
     Write random checkpoints for ``models`` (default: all) under ``root``; return ``root``.
 
     Layout: ``<root>/genpercept-models/{unet_*_v2, dpt_head_identity, vae}``,
     ``<root>/GenPercept/{unet_*_v1, vae}``, ``<root>/stable-diffusion-2-1/{vae, tokenizer,
-    text_encoder}``.
+    text_encoder}``; E2E-FT and Lotus-D models get their whole hub repo
+    (``<root>/marigold-e2e-ft-depth/{unet, vae, scheduler, tokenizer, text_encoder}`` etc.).
     """
     import torch
     root = Path(root)
@@ -192,6 +263,9 @@ def make_tiny_weights(root, full_size=False, seed=0, models=None):
     sd21 = root / REPO_FOLDERS[SD21_REPO]
     with torch.no_grad():
         for spec in specs:
+            if spec.family != GENPERCEPT:
+                write_pipeline_repo(root, spec, seed, full_size)
+                continue
             folder = root / REPO_FOLDERS[spec.unet_repo] / spec.unet_subfolder
             write_unet(folder, seed, full_size, with_conv_out=not spec.has_dpt_head)
             if spec.has_dpt_head:
@@ -206,9 +280,10 @@ def make_tiny_weights(root, full_size=False, seed=0, models=None):
         if any(spec.version == 1 for spec in specs):
             # The v1 repo ships the SD 2.1 VAE stored in float16.
             write_vae(v1 / 'vae', seed, full_size, dtype=torch.float16)
-        write_vae(sd21 / 'vae', seed, full_size)
-        vocab_size = write_tokenizer(sd21 / 'tokenizer', full_size)
-        write_text_encoder(sd21 / 'text_encoder', seed, full_size, vocab_size)
+        if any(spec.family == GENPERCEPT for spec in specs):
+            write_vae(sd21 / 'vae', seed, full_size)
+            vocab_size = write_tokenizer(sd21 / 'tokenizer', full_size)
+            write_text_encoder(sd21 / 'text_encoder', seed, full_size, vocab_size)
     size = 'full-size (SD 2.1 architecture)' if full_size else 'tiny'
     (root / RANDOM_WEIGHTS_MARKER).write_text(
         f'{size} randomly initialised weights (seed {seed}) written by `genpercept '

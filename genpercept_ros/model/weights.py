@@ -31,6 +31,7 @@ from genpercept_ros.model.registry import REPO_FOLDERS
 WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
 TRANSFORMERS_WEIGHTS_NAME = 'model.safetensors'
 CONFIG_NAME = 'config.json'
+SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
 PICKLE_SUFFIXES = ('.bin', '.ckpt', '.pt', '.pth')
 TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json')
 

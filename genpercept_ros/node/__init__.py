@@ -18,7 +18,8 @@ Node layer: rclpy wiring only (``genpercept_node``).
 Modules: ``main`` (the plain and lifecycle nodes, process entry point), ``core`` (what both
 share: parameters, model, topics), ``worker`` (the inference thread), ``problems`` (throttled
 problem reports), ``camera`` (per-camera topics and newest-frame slot), ``diagnostics``,
-``parameters`` (ROS parameter descriptors), ``process`` (allocator tuning). Everything that
+``parameters`` (ROS parameter descriptors), ``process`` (allocator tuning), ``ground_tf`` (the
+floor orientation from a tf2_ros Buffer). Everything that
 turns frames into messages lives in :mod:`genpercept_ros.pipeline`.
 """
 

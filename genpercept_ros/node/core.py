@@ -30,6 +30,9 @@ from rcl_interfaces.msg import SetParametersResult
 from .camera import CameraChannel
 from .camera import make_qos
 from .diagnostics import Diagnostics
+from .ground_tf import create_tf_listener
+from .ground_tf import tf2_available
+from .ground_tf import tf_up_lookup
 from .parameters import declare_parameters
 from .problems import ProblemReporter
 from .worker import FrameWorker
@@ -48,8 +51,14 @@ class NodeCore:
         self.logger = node.get_logger()
         self.params = declare_parameters(node)
         self.settings = PipelineSettings.from_parameters(self.params)
+        if self.settings.ground_orientation == 'tf' and not tf2_available():
+            raise ValueError("`ground_orientation` is 'tf' but tf2_ros cannot be imported: "
+                             'install tf2_ros (ros-<distro>-tf2-ros) or use '
+                             "'parameters' (camera_pitch_deg/camera_roll_deg) or 'normals'.")
         node.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline = None
+        self._tf_buffer = None
+        self._tf_listener = None
         self.device = None
         self.dtype = None
         self.load_time_s = None
@@ -76,11 +85,38 @@ class NodeCore:
         except ValueError as error:
             self.logger.warning(f'rejected parameter change: {error}')
             return SetParametersResult(successful=False, reason=str(error))
+        if settings.ground_orientation == 'tf' and not tf2_available():
+            reason = "ground_orientation 'tf' needs tf2_ros, which cannot be imported"
+            self.logger.warning(f'rejected parameter change: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
         self.params = checked
         self.settings = settings
         if self.pipeline is not None:
             self.pipeline.settings = settings
+            self._listen_to_tf()
         return SetParametersResult(successful=True)
+
+    # Floor orientation from TF -----------------------------------------------------------------
+
+    def _floor_needs_tf(self):
+        settings = self.settings
+        floor_known = settings.scale_mode == 'ground' or (
+            settings.camera_height_m > 0 and settings.scale_mode != 'range')
+        return floor_known and settings.ground_orientation in ('auto', 'tf')
+
+    def _listen_to_tf(self):
+        """Start a TF listener once the floor needs one and tf2_ros is importable."""
+        if self._tf_buffer is None and self._floor_needs_tf() and tf2_available():
+            buffer, self._tf_listener = create_tf_listener(self.node)
+            self.use_tf_buffer(buffer)
+            self.logger.info(f'floor orientation from TF: {self.settings.base_frame} -> '
+                             'image frame_id')
+
+    def use_tf_buffer(self, buffer):
+        """Take the floor orientation from ``buffer`` (a tf2_ros Buffer or its interface)."""
+        self._tf_buffer = buffer
+        if self.pipeline is not None:
+            self.pipeline.up_lookup = tf_up_lookup(buffer)
 
     # Model -----------------------------------------------------------------------------------
 
@@ -108,6 +144,9 @@ class NodeCore:
             warn=self.logger.warning)
         self.load_time_s = time.monotonic() - start
         self.pipeline = FramePipeline(predictor, self.settings)
+        if self._tf_buffer is not None:
+            self.pipeline.up_lookup = tf_up_lookup(self._tf_buffer)
+        self._listen_to_tf()
         self.logger.info(f'loaded {predictor.describe()} in {self.load_time_s:.2f} s')
 
     def unload_model(self):

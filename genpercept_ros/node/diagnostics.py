@@ -86,6 +86,9 @@ class Diagnostics:
                 'scale': _fmt(report.scale), 'shift': _fmt(report.shift),
                 'inlier_ratio': _fmt(report.inlier_ratio), 'residual': _fmt(report.residual),
             })
+            if report.up is not None:
+                values['floor_up_source'] = report.up_source
+                values['floor_up'] = ' '.join(f'{value:.4f}' for value in report.up)
             if report.source == 'assumed':
                 message = f'metric depth uses an assumed scale ({report.status})'
             elif report.source in ('held', 'fallback'):

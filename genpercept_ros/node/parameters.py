@@ -35,6 +35,11 @@ def parameter_descriptor(spec):
     """Return the ROS ParameterDescriptor (type, description, range, read_only) of a spec."""
     descriptor = ParameterDescriptor(name=spec.name, type=_PARAMETER_TYPES[spec.kind],
                                      description=spec.description, read_only=spec.read_only)
+    if spec.bool_words:
+        # 'true'/'false' arrive as booleans from YAML and the command line; the value is
+        # checked (and turned back into the word) by validate_parameters.
+        descriptor.dynamic_typing = True
+        descriptor.type = ParameterType.PARAMETER_NOT_SET
     if spec.choices:
         descriptor.additional_constraints = 'one of: ' + ', '.join(
             repr(choice) for choice in spec.choices)

@@ -24,14 +24,17 @@ def add_model_arguments(parser, processing_resolution=768):
     """Add the options that choose and place the GenPercept model."""
     group = parser.add_argument_group('model')
     group.add_argument('--model-root', default=None, metavar='DIR',
-                       help='folder holding genpercept-models/, GenPercept/ and '
-                            'stable-diffusion-2-1/ (default: the Hugging Face cache)')
-    group.add_argument('--depth-model', default='depth-v2', metavar='VARIANT',
-                       help='depth variant: depth-v2, disparity-v2, disparity-dpt-v2, depth-v1; '
+                       help='folder holding one folder per hub repo (genpercept-models/, '
+                            'stable-diffusion-2-1/, marigold-e2e-ft-depth/, ...; default: the '
+                            'Hugging Face cache)')
+    from genpercept_ros.model.registry import DEPTH_MODELS
+    from genpercept_ros.model.registry import NORMAL_MODELS
+    group.add_argument('--depth-model', default='depth-v2', metavar='MODEL',
+                       help=f'depth model: {", ".join(DEPTH_MODELS)}; '
                             "'' disables depth (default: %(default)s)")
-    group.add_argument('--normal-model', default='normal-v2', metavar='VARIANT',
-                       help="normal variant: normal-v2, normal-v1; '' disables normals "
-                            '(default: %(default)s)')
+    group.add_argument('--normal-model', default='normal-v2', metavar='MODEL',
+                       help=f'normal model: {", ".join(NORMAL_MODELS)}; '
+                            "'' disables normals (default: %(default)s)")
     group.add_argument('--device', default='auto',
                        help='cpu, cuda, cuda:N or auto (cuda when available; default: auto)')
     group.add_argument('--dtype', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),

@@ -27,7 +27,13 @@ Per image (or video frame ``<video stem>_<index:06d>``) it writes into the outpu
 - with ``--save-raw``: ``<stem>_depth_raw.npy`` / ``<stem>_normal_raw.npy``, the reference's
   ``_pred.npy`` (same shape, dtype and meaning);
 - ``<stem>_cloud.ply`` when intrinsics are known: points in the optical frame (metres from the
-  chosen scale mode) with colours and normals.
+  chosen scale mode) with colours and normals. With ``--camera-info`` the full camera model
+  is used: a raw (distorted) image is back-projected along its undistorted rays
+  (``plumb_bob``, ``rational_polynomial``, ``equidistant``), a rectified one with P, decided by
+  ``--input-rectified`` exactly as the node's ``input_rectified`` parameter.
+
+Images are decoded as the node decodes messages (see ``sources.py``): the stored pixel grid
+(EXIF orientation ignored, with a note) and 16-bit values reduced by ``v >> 8``.
 
 A stem whose outputs all exist is skipped unless ``--overwrite``. Unreadable inputs are reported
 and skipped; the exit status is then non-zero.
@@ -68,7 +74,12 @@ def add_arguments(parser):
                         help='recompute stems whose outputs already exist')
     camera = parser.add_argument_group('intrinsics (point clouds)')
     camera.add_argument('--camera-info', metavar='FILE.yaml',
-                        help='camera_calibration YAML of the camera that took the images')
+                        help='camera_calibration YAML of the camera that took the images '
+                             '(K, D, R, P and distortion_model are used)')
+    camera.add_argument('--input-rectified', default='auto', choices=('auto', 'true', 'false'),
+                        help='with --camera-info: are the images rectified (P) or raw (K and '
+                             'D)? auto: rectified exactly when every D coefficient is 0 '
+                             '(default: %(default)s)')
     for name in ('fx', 'fy', 'cx', 'cy'):
         camera.add_argument(f'--{name}', type=float, default=None,
                             help=f'{name} in pixels of the input images')
@@ -78,9 +89,10 @@ def add_arguments(parser):
 class _Intrinsics:
     """Intrinsics for each image from a camera_info YAML or from fx, fy, cx, cy."""
 
-    def __init__(self, camera_info=None, focal=None):
+    def __init__(self, camera_info=None, focal=None, input_rectified='auto'):
         self.camera_info = camera_info
         self.focal = focal
+        self.input_rectified = input_rectified
         self.warned_sizes = set()
 
     @property
@@ -89,11 +101,11 @@ class _Intrinsics:
 
     def for_output(self, input_size, output_size):
         from genpercept_ros.geometry.intrinsics import Intrinsics
-        from genpercept_ros.messages.camera_info import resolve_camera_info
+        from genpercept_ros.messages.camera_info import resolve_camera_model
         (in_h, in_w), (out_h, out_w) = input_size, output_size
         if self.camera_info is not None:
-            resolved = resolve_camera_info(self.camera_info, in_w, in_h)
-            intrinsics = resolved.intrinsics
+            resolved = resolve_camera_model(self.camera_info, in_w, in_h, self.input_rectified)
+            intrinsics = resolved.model
             if resolved.rescaled and (in_w, in_h) not in self.warned_sizes:
                 self.warned_sizes.add((in_w, in_h))
                 aspect = ('; the aspect ratio differs, check that the calibration belongs '
@@ -118,8 +130,16 @@ def _intrinsics_from_args(args):
     if any(given) and not all(given):
         raise ValueError('--fx, --fy, --cx and --cy must be given together')
     if args.camera_info:
+        from genpercept_ros.messages.camera_info import resolve_camera_model
         from .camera_yaml import load_camera_yaml
-        return _Intrinsics(camera_info=load_camera_yaml(args.camera_info).camera_info)
+        info = load_camera_yaml(args.camera_info).camera_info
+        mode = getattr(args, 'input_rectified', 'auto')
+        # Unusable calibrations and unsupported distortion models fail here, before any work.
+        try:
+            resolve_camera_model(info, info.width, info.height, mode).model.check_distortion()
+        except ValueError as error:
+            raise ValueError(f'{args.camera_info}: {error}') from None
+        return _Intrinsics(camera_info=info, input_rectified=mode)
     if all(given):
         if focal[0] <= 0 or focal[1] <= 0:
             raise ValueError(f'--fx and --fy must be positive, got {focal[0]}, {focal[1]}')

@@ -15,9 +15,22 @@
 """
 Inputs of ``genpercept infer``: image files, folders, globs and video files.
 
-Images are read exactly as the reference ``run.py`` reads them,
-``PIL.Image.open(path).convert('RGB')``: grayscale is replicated, alpha is dropped (not
-composited) and 16-bit grayscale is clipped at 255 by PIL. Video frames come from OpenCV.
+Images are read as the reference ``run.py`` reads them, ``PIL.Image.open(path).convert('RGB')``
+(8-bit images give exactly the reference's input): grayscale is replicated and alpha is dropped
+(not composited). The decoding policy is the ROS node's, so the same pixels reach the model
+whichever way they arrive (file, ``Image``, ``CompressedImage``, bag):
+
+- 16-bit images are reduced to 8 bits by dropping the low byte (``v >> 8``), as the node does
+  for ``mono16``/``rgb16`` messages and OpenCV for 16-bit PNGs (PIL's own conversion would
+  clip 16-bit grayscale at 255, turning most of the image white; 16-bit colour PNGs already
+  arrive reduced this way from PIL).
+- The EXIF orientation tag is ignored: the stored pixel grid is processed, as the reference
+  does and as ``image_transport`` decodes compressed images, so ``--camera-info`` (which
+  describes the sensor's grid) stays valid. A note names the ignored tag; rotate such photos
+  beforehand (e.g. ``PIL.ImageOps.exif_transpose``) when the displayed orientation matters.
+
+32-bit integer and float images keep PIL's conversion (clipped), with a note. Video frames come
+from OpenCV.
 """
 
 from dataclasses import dataclass
@@ -31,7 +44,9 @@ IMAGE_SUFFIXES = frozenset({
 VIDEO_SUFFIXES = frozenset({
     '.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv'})
 
-_HIGH_BIT_DEPTH_MODES = frozenset({'I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'})
+_SIXTEEN_BIT_GREY_MODES = frozenset({'I;16', 'I;16B', 'I;16L', 'I;16N'})
+_CLIPPED_MODES = frozenset({'I', 'F'})
+_EXIF_ORIENTATION = 0x0112
 
 
 class InputError(ValueError):
@@ -108,25 +123,35 @@ def duplicate_stems(files):
 
 def read_image_rgb(path):
     """
-    Read an image as the reference does; return ``(rgb uint8 HxWx3, note or None)``.
+    Read an image file; return ``(rgb uint8 HxWx3, note or None)``.
 
-    The note tells when PIL's conversion clipped a high bit-depth image.
+    Decoding policy in the module docstring: the stored grid (EXIF orientation ignored),
+    16-bit grayscale reduced by ``v >> 8``, otherwise PIL's ``convert('RGB')``. The note tells
+    when an orientation tag was ignored or a 32-bit image was clipped. Raises InputError.
     """
     from PIL import Image
     from PIL import UnidentifiedImageError
     try:
         with Image.open(path) as image:
             mode = image.mode
-            rgb = np.array(image.convert('RGB'), dtype=np.uint8)
+            orientation = image.getexif().get(_EXIF_ORIENTATION)
+            if mode in _SIXTEEN_BIT_GREY_MODES:
+                grey = np.asarray(image, dtype=np.uint16)
+                rgb = np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                rgb = np.array(image.convert('RGB'), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f'{path}: cannot read the image ({error})') from None
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise InputError(f'{path}: the image is empty')
-    note = None
-    if mode in _HIGH_BIT_DEPTH_MODES:
-        note = (f'{path}: {mode} image converted like the reference (PIL convert("RGB") '
-                'clips values above 255)')
-    return np.ascontiguousarray(rgb), note
+    notes = []
+    if mode in _CLIPPED_MODES:
+        notes.append(f'{path}: {mode} image converted like the reference (PIL convert("RGB") '
+                     'clips values above 255)')
+    if orientation not in (None, 1):
+        notes.append(f'{path}: EXIF orientation {orientation} ignored: the stored pixel grid is '
+                     'processed (as the ROS node and the reference decode it)')
+    return np.ascontiguousarray(rgb), '; '.join(notes) or None
 
 
 def count_video_frames(path):

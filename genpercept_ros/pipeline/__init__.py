@@ -18,7 +18,8 @@ Pipeline layer: camera frames to the node's output messages, without rclpy.
 Shared by ``genpercept_node`` and ``genpercept bag``. May import ``model`` (lazily, for the
 predictor), ``geometry`` and ``messages``; never ``node``, ``launch_plan`` or ``offline``.
 Modules: ``frames`` (:class:`FramePipeline` and frame checks), ``outputs`` (message building),
-``topics`` (output topic table), ``scale`` (per-camera metric scale), ``filters`` (depth filters),
+``topics`` (output topic table), ``scale`` (per-camera metric scale), ``ground`` (the floor:
+orientation source, floor and obstacle masks), ``filters`` (depth filters),
 ``parameters`` (the parameter table that also drives the node and launch files).
 """
 

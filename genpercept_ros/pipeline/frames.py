@@ -83,6 +83,7 @@ class PipelineSettings:
     max_input_pixels: int = DEFAULTS['max_input_pixels']
     output_resolution: str = DEFAULTS['output_resolution']
     frame_id: str = DEFAULTS['frame_id']
+    input_rectified: str = DEFAULTS['input_rectified']
     scale_mode: str = DEFAULTS['scale_mode']
     near_m: float = DEFAULTS['near_m']
     far_m: float = DEFAULTS['far_m']
@@ -93,6 +94,13 @@ class PipelineSettings:
     fit_min_inlier_ratio: float = DEFAULTS['fit_min_inlier_ratio']
     scale_smoothing: float = DEFAULTS['scale_smoothing']
     hold_last_fit_s: float = DEFAULTS['hold_last_fit_s']
+    camera_height_m: float = DEFAULTS['camera_height_m']
+    ground_orientation: str = DEFAULTS['ground_orientation']
+    base_frame: str = DEFAULTS['base_frame']
+    camera_pitch_deg: float = DEFAULTS['camera_pitch_deg']
+    camera_roll_deg: float = DEFAULTS['camera_roll_deg']
+    ground_normal_tolerance_deg: float = DEFAULTS['ground_normal_tolerance_deg']
+    min_confidence: float = DEFAULTS['min_confidence']
     min_range_m: float = DEFAULTS['min_range_m']
     max_range_m: float = DEFAULTS['max_range_m']
     flying_pixel_threshold: float = DEFAULTS['flying_pixel_threshold']
@@ -209,13 +217,19 @@ class FramePipeline:
     Thread-safe: :meth:`add_reference` may be called from other threads while :meth:`process`
     runs. Per-camera state (metric references, scale tracking) lives here, so one pipeline
     serves several cameras.
+
+    ``up_lookup`` is the node's TF lookup for the floor orientation, or None without TF: a
+    callable ``(target_frame, source_frame, stamp) -> 3x3 rotation`` (float, taking source-frame
+    vectors into the target frame; ``stamp`` a builtin_interfaces/Time) that raises
+    ``LookupError`` with the reason when the transform is unavailable.
     """
 
-    def __init__(self, predictor, settings=None):
+    def __init__(self, predictor, settings=None, up_lookup=None):
         self.predictor = predictor
         self._settings = settings if settings is not None else PipelineSettings()
         self._lock = threading.Lock()
         self._cameras = {}
+        self.up_lookup = up_lookup
 
     @property
     def settings(self):
@@ -309,7 +323,8 @@ class FramePipeline:
                 frame, result, wanted[index], settings, state,
                 relative=None if prediction.depth is None else prediction.depth[index],
                 depth_kind=prediction.depth_kind,
-                normals=None if prediction.normals is None else prediction.normals[index])
+                normals=None if prediction.normals is None else prediction.normals[index],
+                up_lookup=self.up_lookup)
 
     def _camera_state(self, camera):
         state = self._cameras.get(camera)

@@ -23,15 +23,20 @@ from std_msgs.msg import MultiArrayDimension
 from .filters import filter_depth
 from .filters import normals_agreement
 from .filters import voxel_points
+from .ground import floor_and_obstacles
 from .topics import CLOUD_TOPICS
 from .topics import DEPTH_COLORED_TOPIC
+from .topics import DEPTH_CONFIDENCE_TOPIC
 from .topics import DEPTH_INFO_TOPIC
 from .topics import DEPTH_TOPIC
+from .topics import FLOOR_TOPICS
+from .topics import GROUND_MASK_TOPIC
 from .topics import METRIC_TOPICS
 from .topics import NORMAL_TOPICS
 from .topics import NORMALS_COLORED_TOPIC
 from .topics import NORMALS_TOPIC
 from .topics import output_topics
+from .topics import POINTS_OBSTACLES_TOPIC
 from .topics import POINTS_TOPIC
 from .topics import POINTS_VOXEL_TOPIC
 from .topics import relative_topic
@@ -39,10 +44,12 @@ from .topics import SCALE_LAYOUT_LABEL
 from .topics import SCALE_TOPIC
 from ..geometry.backproject import backproject
 from ..geometry.backproject import decimate
+from ..geometry.camera_model import DistortionModelError
 from ..geometry.colorize import colorize_depth
 from ..geometry.colorize import normals_to_rgb
-from ..messages.camera_info import intrinsics_to_camera_info
-from ..messages.camera_info import resolve_camera_info
+from ..geometry.confidence import depth_confidence
+from ..messages.camera_info import camera_model_to_camera_info
+from ..messages.camera_info import resolve_camera_model
 from ..messages.errors import CodecError
 from ..messages.image import array_to_image
 from ..messages.pointcloud import build_pointcloud
@@ -56,9 +63,25 @@ def topics_needing(wanted, depth_kind, has_normals, settings):
     if depth_kind is not None and wanted & set(output_topics(depth_kind, False)):
         tasks += ('depth',)
     if has_normals and (wanted & set(NORMAL_TOPICS) or (
-            'depth' in tasks and settings.cloud_normals and POINTS_TOPIC in wanted)):
+            'depth' in tasks and _metric_needs_normals(wanted, settings))):
         tasks += ('normal',)
     return tasks
+
+
+def _metric_needs_normals(wanted, settings):
+    """Return whether the metric outputs ``wanted`` use the predicted normals."""
+    if settings.scale_mode == 'ground' or wanted & {DEPTH_CONFIDENCE_TOPIC, *FLOOR_TOPICS}:
+        return True
+    if settings.min_confidence > 0 and wanted & set(CLOUD_TOPICS):
+        return True
+    if settings.cloud_normals and wanted & {POINTS_TOPIC, POINTS_OBSTACLES_TOPIC}:
+        return True
+    # A floor up vector that may have to be estimated from the normals (the scale report
+    # carries it even when no floor topic is wanted this frame).
+    estimated = settings.ground_orientation == 'normals' or (
+        settings.ground_orientation == 'auto' and settings.camera_pitch_deg == 0.0
+        and settings.camera_roll_deg == 0.0)
+    return settings.camera_height_m > 0 and settings.scale_mode != 'range' and estimated
 
 
 def scale_message(report):
@@ -69,12 +92,14 @@ def scale_message(report):
     return msg
 
 
-def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals):
+def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals,
+                   up_lookup=None):
     """
     Fill ``result.outputs`` with the ``wanted`` messages of one frame.
 
     ``relative`` (HxW float32) and ``normals`` (HxWx3 float32, optical frame) are the
-    prediction at the output resolution, or None when not predicted.
+    prediction at the output resolution, or None when not predicted; ``up_lookup`` the TF
+    lookup for the floor orientation (see :class:`~.frames.FramePipeline`) or None.
     """
     wanted = set(wanted)
     outputs = result.outputs
@@ -98,22 +123,26 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
     if relative is None or not needs_metric:
         return
 
-    needs_intrinsics = (bool(wanted & {DEPTH_INFO_TOPIC, *CLOUD_TOPICS})
-                        or settings.scale_mode == 'reference' or settings.depth_normals_check)
-    intrinsics = None
-    if needs_intrinsics:
-        intrinsics = _output_intrinsics(frame, width, height, result.problems)
+    needs_camera = (bool(wanted & {DEPTH_INFO_TOPIC, DEPTH_CONFIDENCE_TOPIC, *CLOUD_TOPICS,
+                                   *FLOOR_TOPICS})
+                    or settings.scale_mode in ('reference', 'ground')
+                    or settings.depth_normals_check)
+    camera = intrinsics = None
+    if needs_camera:
+        # ``camera`` describes the output grid (published as depth/camera_info);
+        # ``intrinsics`` is the same model when its rays can be computed, else None.
+        camera = _output_camera(frame, width, height, settings, result.problems)
+        intrinsics = _ray_camera(camera, result.problems)
 
     depth_m, report = scale_state.metric_depth(relative, depth_kind, frame.header, intrinsics,
-                                               settings, result.problems)
+                                               settings, result.problems, normals, up_lookup)
     result.scale = report
     depth_m = filter_depth(depth_m, relative, depth_kind, settings)
 
     if DEPTH_TOPIC in wanted:
         outputs[DEPTH_TOPIC] = array_to_image(depth_m, '32FC1', header)
-    if DEPTH_INFO_TOPIC in wanted and intrinsics is not None:
-        outputs[DEPTH_INFO_TOPIC] = intrinsics_to_camera_info(intrinsics, header,
-                                                              frame.camera_info)
+    if DEPTH_INFO_TOPIC in wanted and camera is not None:
+        outputs[DEPTH_INFO_TOPIC] = camera_model_to_camera_info(camera, header)
     if DEPTH_COLORED_TOPIC in wanted:
         vmin, vmax = _colour_range(depth_m, report, settings)
         outputs[DEPTH_COLORED_TOPIC] = array_to_image(colorize_depth(depth_m, vmin, vmax),
@@ -124,19 +153,61 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         return
     if settings.depth_normals_check and normals is not None:
         result.normals_agreement_deg = normals_agreement(depth_m, intrinsics, normals)
+    confidence = None
+    if DEPTH_CONFIDENCE_TOPIC in wanted or (settings.min_confidence > 0
+                                            and wanted & set(CLOUD_TOPICS)):
+        confidence = depth_confidence(depth_m, intrinsics, normals, relative, depth_kind)
+        if DEPTH_CONFIDENCE_TOPIC in wanted:
+            outputs[DEPTH_CONFIDENCE_TOPIC] = array_to_image(confidence, '32FC1', header)
+    obstacle = None
+    floor_configured = settings.scale_mode == 'ground' or (
+        settings.camera_height_m > 0 and settings.scale_mode != 'range')
+    # Asked for explicitly (a subscriber) without a floor configured: say why nothing comes.
+    if wanted & set(FLOOR_TOPICS) and (floor_configured or frame.wanted is not None):
+        floor, obstacle = _floor(report, depth_m, intrinsics, normals, settings, result.problems)
+        if floor is not None and GROUND_MASK_TOPIC in wanted:
+            outputs[GROUND_MASK_TOPIC] = array_to_image(
+                np.where(floor, np.uint8(255), np.uint8(0)), 'mono8', header)
     if wanted & set(CLOUD_TOPICS):
-        _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals)
+        if confidence is not None and settings.min_confidence > 0:
+            depth_m = np.where(confidence >= settings.min_confidence, depth_m,
+                               np.float32(np.nan))
+        _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals,
+                      obstacle)
 
 
-def _output_intrinsics(frame, width, height, problems):
-    """Return the intrinsics of the output grid, or None with a problem explaining why."""
+def _floor(report, depth_m, intrinsics, normals, settings, problems):
+    """Return ``(floor, obstacle)`` masks, or ``(None, None)`` with a problem saying why."""
+    if settings.camera_height_m <= 0 or settings.scale_mode == 'range':
+        problems.append(('ground', 'ground/mask and points_obstacles need the floor: set '
+                         "camera_height_m with scale_mode 'ground' (or 'fixed'/'reference')"))
+        return None, None
+    if report.source == 'fallback':
+        problems.append(('ground', 'metric scale fell back to the assumed range: no '
+                         'ground/mask or points_obstacles for this frame'))
+        return None, None
+    if report.up is None:
+        problems.append(('ground', f'floor orientation unknown ({report.up_source or "none"}): '
+                         'no ground/mask or points_obstacles for this frame'))
+        return None, None
+    return floor_and_obstacles(depth_m, intrinsics, normals, report.up, settings)
+
+
+def _output_camera(frame, width, height, settings, problems):
+    """
+    Return the CameraModel of the output grid, or None with a problem explaining why.
+
+    The input image is raw or rectified per ``settings.input_rectified``; the model (K, D, R,
+    P, binning and ROI folded in) is rescaled from the input image to the output grid.
+    """
     if frame.camera_info is None:
         problems.append(('camera_info', 'no camera_info received yet: publishing depth '
                          'without depth/camera_info and point clouds'))
         return None
     image_height, image_width = frame.rgb.shape[:2]
     try:
-        resolved = resolve_camera_info(frame.camera_info, image_width, image_height)
+        resolved = resolve_camera_model(frame.camera_info, image_width, image_height,
+                                        settings.input_rectified)
     except CodecError as error:
         problems.append(('camera_info', f'{error}: publishing depth without '
                          'depth/camera_info and point clouds'))
@@ -146,10 +217,20 @@ def _output_intrinsics(frame, width, height, problems):
             f'camera_info describes a {resolved.info_width}x{resolved.info_height} image but '
             f'the image is {image_width}x{image_height} (aspect ratio differs): intrinsics '
             'rescaled per axis')))
-    intrinsics = resolved.intrinsics
-    if (intrinsics.width, intrinsics.height) != (width, height):
-        intrinsics = intrinsics.scaled(width, height)
-    return intrinsics
+    return resolved.model.scaled(width, height)
+
+
+def _ray_camera(camera, problems):
+    """Return ``camera`` when its pixels' rays can be computed, else None with a problem."""
+    if camera is None:
+        return None
+    try:
+        camera.check_distortion()
+    except DistortionModelError as error:
+        problems.append(('camera_info', f'{error}: publishing depth and depth/camera_info '
+                         'without point clouds'))
+        return None
+    return camera
 
 
 def _colour_range(depth_m, report, settings):
@@ -163,7 +244,9 @@ def _colour_range(depth_m, report, settings):
     return float(low), float(max(high, low + 1e-6))
 
 
-def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals):
+def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics, normals,
+                  obstacle=None):
+    """Build ``points``, ``points_voxel`` and (with an ``obstacle`` mask) ``points_obstacles``."""
     height, width = depth_m.shape
     factor = settings.cloud_decimation
     cloud_depth = decimate(depth_m, factor)
@@ -179,6 +262,10 @@ def _build_clouds(frame, outputs, wanted, settings, header, depth_m, intrinsics,
     cloud_normals = None
     if settings.cloud_normals and normals is not None:
         cloud_normals = decimate(normals, factor)
+    if obstacle is not None and POINTS_OBSTACLES_TOPIC in wanted:
+        obstacle_depth = np.where(decimate(obstacle, factor), cloud_depth, np.float32(np.nan))
+        outputs[POINTS_OBSTACLES_TOPIC] = depth_to_pointcloud(
+            header, obstacle_depth, cloud_intrinsics, rgb=rgb, normals=cloud_normals)
     voxels = POINTS_VOXEL_TOPIC in wanted and settings.voxel_size > 0
     if not voxels:
         if POINTS_TOPIC in wanted:

@@ -35,7 +35,10 @@ class ParameterSpec:
 
     The type follows ``default`` (bool, int, float, str or list of str). ``minimum`` and
     ``maximum`` bound numbers (inclusive unless ``strictly_positive``); ``choices`` lists the
-    allowed strings; ``read_only`` parameters can only be set at startup.
+    allowed strings; ``read_only`` parameters can only be set at startup. A string parameter
+    with ``bool_words`` also takes the booleans true/false as the strings ``'true'``/``'false'``
+    (YAML and ``-p name:=true`` turn those words into booleans; the node declares it with
+    dynamic typing).
     """
 
     name: str
@@ -46,6 +49,7 @@ class ParameterSpec:
     choices: tuple = ()
     read_only: bool = False
     strictly_positive: bool = False
+    bool_words: bool = False
 
     @property
     def kind(self):
@@ -83,6 +87,8 @@ class ParameterSpec:
                 raise ValueError(f'`{self.name}` must be <= {self.maximum}, got {value!r}.')
             return number
         if kind == 'str':
+            if self.bool_words and isinstance(value, bool):
+                value = 'true' if value else 'false'
             if not isinstance(value, str):
                 raise ValueError(f'`{self.name}` must be a string, got {value!r}.')
             if self.choices and value not in self.choices:
@@ -104,9 +110,11 @@ PARAMETERS = (
                   'Folder with the weights written by `genpercept download --model-root DIR`; '
                   "'' uses the Hugging Face cache.", read_only=True),
     ParameterSpec('depth_model', 'depth-v2',
-                  "Depth variant; '' disables depth (and metric depth, clouds).",
+                  "Depth model (README model table); '' disables depth (and metric depth, "
+                  'clouds).',
                   choices=DEPTH_MODELS + ('',), read_only=True),
-    ParameterSpec('normal_model', 'normal-v2', "Normal variant; '' disables normals.",
+    ParameterSpec('normal_model', 'normal-v2',
+                  "Normal model (README model table); '' disables normals.",
                   choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
@@ -133,6 +141,12 @@ PARAMETERS = (
                   "'raw' subscribes `image` (Image); 'compressed' `image/compressed`.",
                   choices=('raw', 'compressed'), read_only=True),
     ParameterSpec('frame_id', '', "Output frame_id; '' keeps the input image's frame_id."),
+    ParameterSpec('input_rectified', 'auto',
+                  "Is the image rectified? 'auto': yes exactly when every camera_info D "
+                  "coefficient is 0 (then P is used, as image_geometry does); 'true': rectified, "
+                  "use P and ignore D (image_rect); 'false': raw, use K and D (image_raw: clouds "
+                  'follow the undistorted rays).', choices=('auto', 'true', 'false'),
+                  bool_words=True),
     ParameterSpec('cameras', [],
                   'Camera namespaces served by this node, e.g. [front, left] -> front/image, '
                   'front/depth/image, ...; [] = one camera on relative topics.', read_only=True),
@@ -146,8 +160,9 @@ PARAMETERS = (
     # Metric scale.
     ParameterSpec('scale_mode', 'range',
                   "'range': map relative output onto [near_m, far_m] (assumed scale); "
-                  "'fixed': depth_scale/depth_shift; 'reference': fit to a metric reference.",
-                  choices=('range', 'fixed', 'reference')),
+                  "'fixed': depth_scale/depth_shift; 'reference': fit to a metric reference; "
+                  "'ground': fit to the floor seen from camera_height_m (needs normal_model).",
+                  choices=('range', 'fixed', 'reference', 'ground')),
     ParameterSpec('near_m', 0.5, 'Nearest depth of the range mapping, metres.',
                   maximum=10000.0, strictly_positive=True),
     ParameterSpec('far_m', 10.0, 'Farthest depth of the range mapping, metres.',
@@ -168,12 +183,39 @@ PARAMETERS = (
                   minimum=3, maximum=10000000),
     ParameterSpec('fit_min_inlier_ratio', 0.5, 'Fits with a lower inlier ratio are rejected.',
                   minimum=0.0, maximum=1.0),
-    ParameterSpec('scale_smoothing', 0.5,
-                  'Exponential smoothing of successive fits: 0 = none, towards 1 = slower.',
-                  minimum=0.0, maximum=0.99),
+    ParameterSpec('scale_smoothing', 0.0,
+                  'Weight of the previous metric depth (re-fitted to the new frame) against '
+                  "this frame's own fit, and of the previous floor up vector: 0 = every frame "
+                  'on its own; towards 1 = smoother, lagging a moving camera by about '
+                  's / (1 - s) frames.', minimum=0.0, maximum=0.99),
     ParameterSpec('hold_last_fit_s', 5.0,
-                  'Keep using the last good fit this long before falling back to range.',
-                  minimum=0.0, maximum=3600.0),
+                  'Frames without a usable fit re-fit their relative map to the last good '
+                  'metric depth (and reuse the last floor up vector) for this long, then fall '
+                  'back to range.', minimum=0.0, maximum=3600.0),
+    # Floor ('ground' mode, and floor outputs in 'fixed'/'reference').
+    ParameterSpec('camera_height_m', 0.0,
+                  "Height of the camera's optical centre above the floor, metres; required by "
+                  "'ground', enables ground/mask and points_obstacles in 'fixed'/'reference'; "
+                  '0 = unknown.', minimum=0.0, maximum=100.0),
+    ParameterSpec('ground_orientation', 'auto',
+                  "Floor orientation in the optical frame: 'auto' = TF when tf2_ros is "
+                  'available and the transform exists, else camera_pitch_deg/camera_roll_deg '
+                  "when either is non-zero, else estimated from the normals; 'tf', "
+                  "'parameters' or 'normals' force one source.",
+                  choices=('auto', 'tf', 'parameters', 'normals')),
+    ParameterSpec('base_frame', 'base_footprint',
+                  'TF frame whose z axis points up (REP 105 base_footprint/base_link); the '
+                  "floor orientation is the transform from it to the image's frame_id."),
+    ParameterSpec('camera_pitch_deg', 0.0,
+                  'Camera pitch, degrees; > 0 looks down towards the floor.',
+                  minimum=-90.0, maximum=90.0),
+    ParameterSpec('camera_roll_deg', 0.0,
+                  'Camera roll about its optical axis, degrees; > 0 = turned clockwise seen '
+                  'from behind (right side down; the horizon rises to the right of the image).',
+                  minimum=-180.0, maximum=180.0),
+    ParameterSpec('ground_normal_tolerance_deg', 10.0,
+                  'Floor pixels: predicted normal within this angle of up.',
+                  minimum=1.0, maximum=45.0),
     # Depth and cloud filters.
     ParameterSpec('min_range_m', 0.0, 'Metric depth below this is NaN; 0 = off.',
                   minimum=0.0, maximum=10000.0),
@@ -192,6 +234,9 @@ PARAMETERS = (
     ParameterSpec('voxel_size', 0.0,
                   'Voxel edge in metres for the extra unorganized `points_voxel`; 0 = off.',
                   minimum=0.0, maximum=100.0),
+    ParameterSpec('min_confidence', 0.0,
+                  'Drop points whose depth/confidence is below this from points and '
+                  'points_obstacles; 0 = keep all.', minimum=0.0, maximum=1.0),
     ParameterSpec('depth_normals_check', False,
                   'Compare model normals with normals from the metric depth (diagnostics).'),
     # QoS and diagnostics.
@@ -231,6 +276,16 @@ def validate_parameters(values):
             f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {checked['device']!r}.")
     if not checked['depth_model'] and not checked['normal_model']:
         raise ValueError('`depth_model` and `normal_model` are both empty: nothing to run.')
+    if checked['scale_mode'] == 'ground':
+        if not checked['camera_height_m'] > 0:
+            raise ValueError("`camera_height_m` must be > 0 with scale_mode 'ground' (the height "
+                             "of the camera's optical centre above the floor, metres).")
+        if not checked['normal_model']:
+            raise ValueError("scale_mode 'ground' finds the floor with the predicted normals: "
+                             "set `normal_model` (e.g. 'normal-v2'), it is empty.")
+        if not checked['depth_model']:
+            raise ValueError("scale_mode 'ground' scales the depth prediction: set "
+                             '`depth_model`, it is empty.')
     if checked['near_m'] >= checked['far_m']:
         raise ValueError(
             f"`near_m` ({checked['near_m']}) must be smaller than `far_m` ({checked['far_m']}).")

@@ -33,13 +33,20 @@ NORMALS_TOPIC = 'normals/image'
 NORMALS_COLORED_TOPIC = 'normals/colored'
 POINTS_TOPIC = 'points'
 POINTS_VOXEL_TOPIC = 'points_voxel'
+POINTS_OBSTACLES_TOPIC = 'points_obstacles'
+GROUND_MASK_TOPIC = 'ground/mask'
+DEPTH_CONFIDENCE_TOPIC = 'depth/confidence'
 SCALE_TOPIC = 'scale'
 
 SCALE_LAYOUT_LABEL = 'scale,shift,inlier_ratio,residual'
 
-METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, POINTS_TOPIC,
-                 POINTS_VOXEL_TOPIC, SCALE_TOPIC)
-CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC)
+METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, DEPTH_CONFIDENCE_TOPIC,
+                 POINTS_TOPIC, POINTS_VOXEL_TOPIC, POINTS_OBSTACLES_TOPIC, GROUND_MASK_TOPIC,
+                 SCALE_TOPIC)
+CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC, POINTS_OBSTACLES_TOPIC)
+# Published only when the floor is known (scale_mode 'ground', or camera_height_m set in a
+# measured metric mode).
+FLOOR_TOPICS = (GROUND_MASK_TOPIC, POINTS_OBSTACLES_TOPIC)
 NORMAL_TOPICS = (NORMALS_TOPIC, NORMALS_COLORED_TOPIC)
 
 
@@ -62,7 +69,7 @@ def message_type(topic):
     """Return the message class published on an output topic."""
     if topic == DEPTH_INFO_TOPIC:
         return CameraInfo
-    if topic in (POINTS_TOPIC, POINTS_VOXEL_TOPIC):
+    if topic in CLOUD_TOPICS:
         return PointCloud2
     if topic == SCALE_TOPIC:
         return Float64MultiArray

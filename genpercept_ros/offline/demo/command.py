@@ -22,9 +22,10 @@ processes it, and `Recorder` writes ``<output>/``: ``input.png``, ``depth_colore
 output and /diagnostics), ``camera_info.yaml`` and ``summary.json`` (frames, rates, latency
 percentiles, weights, accuracy against the known depth, ``predictions_meaningful``).
 
-Weights: real GenPercept weights from ``--model-root`` or the Hugging Face cache (offline) when
-present; otherwise tiny random weights are written to a cache folder and the demo says loudly,
-on stdout and in ``summary.json``, that the predictions are not meaningful.
+Weights: real weights of the chosen models (``--depth-model``/``--normal-model``, default the
+GenPercept v2 pair; E2E-FT and Lotus-D models too) from ``--model-root`` or the Hugging Face cache
+(offline) when present; otherwise tiny random weights are written to a cache folder and the demo
+says loudly, on stdout and in ``summary.json``, that the predictions are not meaningful.
 """
 
 import os
@@ -37,6 +38,12 @@ from .session import run_demo
 RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'  # = tiny_weights.RANDOM_WEIGHTS_MARKER
 REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
 DEMO_MODELS = ('depth-v2', 'normal-v2')
+SCALE_MODES = ('range', 'reference', 'ground')
+
+
+def demo_models(args):
+    """Return the (depth, normal) model names the demo runs."""
+    return (args.depth_model, args.normal_model)
 
 
 def add_arguments(parser):
@@ -50,6 +57,14 @@ def add_arguments(parser):
     parser.add_argument('--model-root', default=None, metavar='DIR',
                         help='folder with real GenPercept weights (default: the Hugging Face '
                              'cache; tiny random weights when neither has them)')
+    from genpercept_ros.model.registry import DEPTH_MODELS
+    from genpercept_ros.model.registry import NORMAL_MODELS
+    parser.add_argument('--depth-model', default=DEMO_MODELS[0], choices=DEPTH_MODELS,
+                        metavar='MODEL', help=f'depth model: {", ".join(DEPTH_MODELS)} '
+                        '(default: %(default)s)')
+    parser.add_argument('--normal-model', default=DEMO_MODELS[1], choices=NORMAL_MODELS,
+                        metavar='MODEL', help=f'normal model: {", ".join(NORMAL_MODELS)} '
+                        '(default: %(default)s)')
     parser.add_argument('--short', action='store_true',
                         help='a few small frames only (tests, smoke checks)')
     parser.add_argument('--width', type=int, default=None,
@@ -66,7 +81,13 @@ def add_arguments(parser):
                              '(default: %(default)s)')
     parser.add_argument('--metric-reference', action='store_true',
                         help='also publish the true depth on reference/depth and run the node '
-                             'with scale_mode reference (metric depth fitted per frame)')
+                             'with scale_mode reference (metric depth fitted per frame); the '
+                             'same as --scale-mode reference')
+    parser.add_argument('--scale-mode', default=None, choices=SCALE_MODES,
+                        help="the node's scale_mode: 'range' (default, assumed scale), "
+                             "'reference' (as --metric-reference) or 'ground' (the room is "
+                             'seen from a known camera height and pitch and the node scales '
+                             'its depth from the floor)')
     parser.add_argument('--tiny-weights-dir', default=None, metavar='DIR',
                         help='where to write the tiny fallback weights (default: '
                              '~/.cache/genpercept_ros/tiny_weights)')
@@ -74,14 +95,15 @@ def add_arguments(parser):
 
 # Weights ---------------------------------------------------------------------------------------
 
-def _unet_channels(model_root):
-    """Return the UNet block_out_channels of each demo variant (WeightsError when missing)."""
+def _unet_channels(model_root, models=DEMO_MODELS):
+    """Return the UNet block_out_channels of each demo model (WeightsError when missing)."""
     from genpercept_ros.model.registry import get_model_spec
     from genpercept_ros.model.weights import read_json
     from genpercept_ros.model.weights import WeightsLocator
-    locator = WeightsLocator(model_root, DEMO_MODELS)
+    models = [name for name in models if name]
+    locator = WeightsLocator(model_root, models)
     channels = []
-    for name in DEMO_MODELS:
+    for name in models:
         spec = get_model_spec(name)
         config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/config.json'))
         channels.append(list(config.get('block_out_channels', [])))
@@ -92,7 +114,7 @@ def _is_random(model_root):
     return model_root is not None and (Path(model_root) / RANDOM_MARKER).is_file()
 
 
-def choose_weights(model_root):
+def choose_weights(model_root, models=DEMO_MODELS):
     """
     Decide which weights the demo uses; return ``(model_root or None, meaningful, note)``.
 
@@ -102,19 +124,19 @@ def choose_weights(model_root):
     """
     from genpercept_ros.model.weights import WeightsError
     try:
-        channels = _unet_channels(model_root)
+        channels = _unet_channels(model_root, models)
     except WeightsError as error:
         return None, False, str(error)
     where = model_root or 'the Hugging Face cache'
     if _is_random(model_root):
         return model_root, False, f'{where} holds random weights ({RANDOM_MARKER})'
     if any(c != REAL_UNET_CHANNELS for c in channels):
-        return model_root, False, f'{where} holds reduced-size (test) weights, not GenPercept'
-    return model_root, True, f'GenPercept weights from {where}'
+        return model_root, False, f'{where} holds reduced-size (test) weights, not real ones'
+    return model_root, True, f'{" + ".join(name for name in models if name)} weights from {where}'
 
 
-def tiny_weights_root(preferred, output):
-    """Write (once) and return a folder with tiny random weights of the demo variants."""
+def tiny_weights_root(preferred, output, models=DEMO_MODELS):
+    """Write (once per model) and return a folder with tiny random weights of the models."""
     from genpercept_ros.model.tiny_weights import make_tiny_weights
     candidates = [Path(preferred)] if preferred else [
         Path.home() / '.cache' / 'genpercept_ros' / 'tiny_weights', Path(output) / 'tiny_weights']
@@ -122,9 +144,10 @@ def tiny_weights_root(preferred, output):
     for root in candidates:
         marker = root / RANDOM_MARKER
         try:
-            if not marker.is_file():
+            wanted = [name for name in models if name]
+            if not marker.is_file() or not _has_models(root, wanted):
                 root.mkdir(parents=True, exist_ok=True)
-                make_tiny_weights(root, models=list(DEMO_MODELS))
+                make_tiny_weights(root, models=wanted)
                 marker.write_text('Tiny randomly initialised weights written by `genpercept '
                                   'demo`; their predictions mean nothing.\n')
             return root
@@ -132,6 +155,15 @@ def tiny_weights_root(preferred, output):
             last_error = error
     raise OSError(f'cannot write tiny weights in {", ".join(map(str, candidates))}: '
                   f'{last_error}')
+
+
+def _has_models(root, models):
+    from genpercept_ros.model.weights import WeightsError
+    try:
+        _unet_channels(str(root), models)
+    except WeightsError:
+        return False
+    return True
 
 
 def banner(lines, width=78):
@@ -155,6 +187,8 @@ def _defaults(args):
 
 
 def _check(args, frames, width, height):
+    if args.metric_reference and args.scale_mode not in (None, 'reference'):
+        return f'--metric-reference contradicts --scale-mode {args.scale_mode}'
     if frames < 1:
         return f'--frames must be >= 1, got {frames}'
     if not args.rate > 0:
@@ -178,10 +212,12 @@ def run(args):
     started = time.monotonic()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    model_root, meaningful, note = choose_weights(args.model_root)
+    models = demo_models(args)
+    model_root, meaningful, note = choose_weights(args.model_root, models)
     if model_root is None and not meaningful:
-        fallback = tiny_weights_root(args.tiny_weights_dir, out)
-        print(f'genpercept demo: no GenPercept weights found ({note})')
+        fallback = tiny_weights_root(args.tiny_weights_dir, out, models)
+        print(f'genpercept demo: no weights found for {" + ".join(filter(None, models))} '
+              f'({note})')
         model_root, note = str(fallback), f'tiny random weights in {fallback}: {note}'
     if not meaningful:
         print(banner(['PREDICTIONS ARE NOT MEANINGFUL',

@@ -46,23 +46,35 @@ FRAME_ID = 'demo_camera_optical_frame'
 ROOM_DEPTH_M = 6.0
 DOLLY_AMPLITUDE_M = 0.4
 DOLLY_PERIOD_FRAMES = 40
+# The camera of `--scale-mode ground`: box_room's camera height, tilted down.
+GROUND_CAMERA_HEIGHT_M = 1.2
+GROUND_CAMERA_PITCH_DEG = 12.0
 
 
-def render_frames(width, height, count):
+def render_frames(width, height, count, pitch_deg=0.0):
     """
-    Render ``count`` frames of the box room with the camera dollying along its optical axis.
+    Render ``count`` frames of the box room with the camera dollying forward and back.
 
     Moving the camera forward by ``dz`` is the same as moving the room and boxes back by ``dz``,
-    which `box_room` renders exactly. Returns ``(intrinsics, [SyntheticScene])``.
+    which `box_room` renders exactly; the camera stays 1.2 m above the floor, pitched down by
+    ``pitch_deg`` (> 0 looks down, as the node's ``camera_pitch_deg``). Returns
+    ``(intrinsics, [SyntheticScene])``.
     """
     intrinsics = intrinsics_from_fov(width, height, fov_deg=80.0)
+    pitch = math.radians(pitch_deg)
+    # Columns: the camera's x, y, z axes in the room (level optical) frame.
+    orientation = [[1.0, 0.0, 0.0],
+                   [0.0, math.cos(pitch), math.sin(pitch)],
+                   [0.0, -math.sin(pitch), math.cos(pitch)]]
     scenes = []
     for index in range(count):
         dz = DOLLY_AMPLITUDE_M * math.sin(2.0 * math.pi * index / DOLLY_PERIOD_FRAMES)
         boxes = tuple(((x0, y0, z0 - dz), (x1, y1, z1 - dz))
                       for (x0, y0, z0), (x1, y1, z1) in DEFAULT_BOXES)
         scenes.append(box_room(width, height, intrinsics=intrinsics,
-                               room_size=(4.0, 2.6, ROOM_DEPTH_M - dz), boxes=boxes))
+                               room_size=(4.0, 2.6, ROOM_DEPTH_M - dz), boxes=boxes,
+                               camera_height=GROUND_CAMERA_HEIGHT_M,
+                               orientation=orientation if pitch_deg else None))
     return intrinsics, scenes
 
 

@@ -17,8 +17,15 @@
 import numpy as np
 
 NAMESPACE = '/demo_camera'
-# Topics whose arrival marks a frame as processed (the slowest outputs to build).
+# Topics whose arrival marks a frame as processed (the slowest outputs to build), for a depth
+# model; disparity models publish disparity_relative/image instead (complete_topics).
 COMPLETE_TOPICS = ('depth_relative/image', 'depth/colored', 'normals/colored', 'points')
+
+
+def complete_topics(depth_kind):
+    """Return COMPLETE_TOPICS with the relative topic the depth model of ``depth_kind`` uses."""
+    from genpercept_ros.pipeline.topics import relative_topic
+    return (relative_topic(depth_kind),) + COMPLETE_TOPICS[1:]
 
 
 def percentiles_ms(values_ns):

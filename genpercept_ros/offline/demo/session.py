@@ -19,9 +19,10 @@ import shutil
 import sys
 import time
 
+from genpercept_ros.model.registry import get_model_spec
 import numpy as np
 
-from .results import COMPLETE_TOPICS
+from .results import complete_topics
 from .results import depth_accuracy
 from .results import NAMESPACE
 from .results import percentiles_ms
@@ -30,19 +31,32 @@ from .results import save_frame_files
 DISCOVERY_TIMEOUT_S = 10.0
 
 
+def scale_mode_of(args):
+    """Return the node's scale_mode for the demo options (``--metric-reference`` = reference)."""
+    if args.scale_mode is not None:
+        return args.scale_mode
+    return 'reference' if args.metric_reference else 'range'
+
+
 def _node_parameters(args, model_root, meaningful):
     from rclpy.parameter import Parameter
     import torch
+    from .nodes import GROUND_CAMERA_HEIGHT_M
+    from .nodes import GROUND_CAMERA_PITCH_DEG
     resolution = args.processing_resolution
     if resolution is None:
         cuda = args.device.startswith('cuda') or (args.device == 'auto'
                                                   and torch.cuda.is_available())
         resolution = (768 if cuda else 192) if meaningful else 128
-    values = {'model_root': str(model_root or ''), 'depth_model': 'depth-v2',
-              'normal_model': 'normal-v2', 'device': args.device, 'dtype': args.dtype,
+    values = {'model_root': str(model_root or ''), 'depth_model': args.depth_model,
+              'normal_model': args.normal_model, 'device': args.device, 'dtype': args.dtype,
               'processing_resolution': int(resolution),
-              'scale_mode': 'reference' if args.metric_reference else 'range',
+              'scale_mode': scale_mode_of(args),
               'near_m': 0.8, 'far_m': 6.5, 'diagnostics_period_s': 1.0}
+    if values['scale_mode'] == 'ground':
+        values.update({'camera_height_m': GROUND_CAMERA_HEIGHT_M,
+                       'ground_orientation': 'parameters',
+                       'camera_pitch_deg': GROUND_CAMERA_PITCH_DEG})
     return [Parameter(name, value=value) for name, value in values.items()], values
 
 
@@ -77,8 +91,10 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
     from .nodes import Recorder
     from .nodes import SyntheticCamera
 
-    intrinsics, scenes = render_frames(width, height, frames)
     parameters, values = _node_parameters(args, model_root, meaningful)
+    intrinsics, scenes = render_frames(width, height, frames,
+                                       values.get('camera_pitch_deg', 0.0))
+    reference = values['scale_mode'] == 'reference'
     bag_path = out / 'bag'
     if bag_path.exists():
         if not (bag_path / 'metadata.yaml').is_file():
@@ -103,17 +119,19 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         load_s = time.monotonic() - load_started
         nodes.append(node)
         output_topics = node.core.pipeline.output_topics()
+        depth_kind = get_model_spec(values['depth_model']).output_kind
+        topics = complete_topics(depth_kind)
         writer = BagWriter(bag_path, 'sqlite3')
         recorder = Recorder(NAMESPACE, output_topics, writer, context=context,
-                            record_reference=args.metric_reference)
+                            record_reference=reference)
         camera = SyntheticCamera(scenes, intrinsics, args.rate, NAMESPACE, context=context,
-                                 publish_depth=args.metric_reference)
+                                 publish_depth=reference)
         nodes += [recorder, camera]
         for item in nodes:
             executor.add_node(item)
         connected = _spin_until(
             executor, lambda: camera.input_subscribers() >= 2
-            and all(node.count_subscribers(f'{NAMESPACE}/{t}') >= 1 for t in COMPLETE_TOPICS),
+            and all(node.count_subscribers(f'{NAMESPACE}/{t}') >= 1 for t in topics),
             DISCOVERY_TIMEOUT_S)
         if not connected:
             print('genpercept demo: warning: discovery incomplete after '
@@ -130,7 +148,7 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         last = camera.published_stamps[-1] if camera.published_stamps else None
 
         def finished():
-            return last is None or last in recorder.complete_stamps(COMPLETE_TOPICS)
+            return last is None or last in recorder.complete_stamps(topics)
         # Newest frame wins in the node, so the last published frame is always processed:
         # wait for it (bounded by --time-limit).
         timed_out = not _spin_until(executor, finished, max(0.0, deadline - time.monotonic()),
@@ -158,8 +176,10 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
                load_s, publish_s, timed_out, out, device, dtype):
     from genpercept_ros.messages.camera_info import intrinsics_to_camera_info
     from genpercept_ros.messages.image import image_to_array
-    complete = recorder.complete_stamps(COMPLETE_TOPICS)
-    latencies = recorder.latencies_ns(COMPLETE_TOPICS)
+    depth_kind = get_model_spec(values['depth_model']).output_kind
+    topics = complete_topics(depth_kind)
+    complete = recorder.complete_stamps(topics)
+    latencies = recorder.latencies_ns(topics)
     published = len(camera.published_stamps)
     summary = {
         'predictions_meaningful': bool(meaningful),
@@ -191,9 +211,9 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
         scene = scenes[camera.frame_of_stamp[newest]]
         info = intrinsics_to_camera_info(intrinsics, messages['points'].header)
         summary['files'].update(save_frame_files(out, messages, scene, info))
-        relative = image_to_array(messages['depth_relative/image']).astype(np.float32)
+        relative = image_to_array(messages[topics[0]]).astype(np.float32)
         if relative.shape == scene.depth.shape:
-            accuracy = depth_accuracy(relative, 'relative_depth', scene.depth)
+            accuracy = depth_accuracy(relative, depth_kind, scene.depth)
             accuracy['note'] = ('relative depth of the newest frame against the rendered '
                                 'ground truth after a scale/shift fit'
                                 + ('' if meaningful else '; random weights, so meaningless'))
@@ -202,7 +222,7 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
             metric = image_to_array(messages['depth/image']).astype(np.float64)
             if metric.shape == scene.depth.shape:
                 summary['metric_depth_vs_ground_truth'] = metric_error(
-                    metric, scene.depth, values['scale_mode'])
+                    metric, scene.depth, values['scale_mode'], meaningful, values)
         if 'scale' in messages:
             summary['scale'] = dict(zip(('scale', 'shift', 'inlier_ratio', 'residual'),
                                         (float(v) for v in messages['scale'].data)))
@@ -213,16 +233,30 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
     return summary
 
 
-def metric_error(metric, truth, scale_mode):
+def metric_error(metric, truth, scale_mode, meaningful=True, values=None):
     """Return AbsRel of the published metric depth against the true depth, with its source."""
     ok = np.isfinite(metric) & np.isfinite(truth) & (truth > 0)
-    note = ('scale fitted per frame to the true depth on reference/depth (the node falls back '
-            'to the range mapping when a fit is rejected; see /diagnostics)'
-            if scale_mode == 'reference' else f'{scale_mode} scale (assumed, not measured)')
-    if not ok.any():
-        return {'abs_rel': None, 'valid_ratio': 0.0, 'scale_mode': scale_mode, 'note': note}
-    return {'abs_rel': float(np.mean(np.abs(metric[ok] - truth[ok]) / truth[ok])),
-            'valid_ratio': float(ok.mean()), 'scale_mode': scale_mode, 'note': note}
+    values = values or {}
+    if scale_mode == 'reference':
+        note = ('scale fitted per frame to the true depth on reference/depth (the node falls '
+                'back to the range mapping when a fit is rejected; see /diagnostics)')
+    elif scale_mode == 'ground':
+        note = (f"scale fitted per frame from the floor seen {values.get('camera_height_m')} m "
+                f"below the camera, pitched down {values.get('camera_pitch_deg')} deg, with the "
+                'predicted normals (the node falls back to the range mapping when it finds no '
+                'floor; see /diagnostics and scale)')
+    else:
+        note = f'{scale_mode} scale (assumed, not measured)'
+    if not meaningful:
+        note += '; random weights, so meaningless'
+    result = {'abs_rel': None, 'valid_ratio': 0.0, 'scale_mode': scale_mode, 'note': note}
+    if scale_mode == 'ground':
+        result.update(camera_height_m=values.get('camera_height_m'),
+                      camera_pitch_deg=values.get('camera_pitch_deg'))
+    if ok.any():
+        result.update(abs_rel=float(np.mean(np.abs(metric[ok] - truth[ok]) / truth[ok])),
+                      valid_ratio=float(ok.mean()))
+    return result
 
 
 def _report(out, summary):
