@@ -353,7 +353,11 @@ class Accelerator:
         unets, heads, vaes = _modules_of(self.predictor)
         slots = {('unet', task): module for task, module in unets.items()}
         slots.update({('head', task): module for task, module in heads.items()})
+        seen = set()
         for key, vae in vaes.items():
+            if id(vae) in seen:      # one module shared by several repos' keys
+                continue
+            seen.add(id(vae))
             slots[('encoder', key)] = vae.encoder
             slots[('decoder', key)] = vae.decoder
         return slots
