@@ -233,7 +233,8 @@ class Weights:
         return GenPerceptPredictor(
             {task: self.specs[task] for task in tasks},
             {task: unets[task] for task in tasks}, {}, {self.vae_key: vae},
-            {self.specs['depth'].conditioning: self.conditioning.to(dtype)},
+            {(self.specs[task].text_repo, self.specs[task].conditioning):
+             self.conditioning.to(dtype) for task in tasks},
             self.settings.device, dtype, channels_last=channels_last, max_batch_size=8,
             acceleration=acceleration, warn=lambda message: print(f'warning: {message}'),
             compile_mode=getattr(self, 'compile_mode', None))
