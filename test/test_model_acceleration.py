@@ -306,6 +306,8 @@ def test_every_cuda_object_is_created_under_the_predictors_device(monkeypatch):
 
 def test_both_tasks_decode_in_one_batched_call_with_the_same_results(tiny_model_root):
     predictor = _load(tiny_model_root, 'eager', [])
+    assert predictor.batch_decoders is False      # default on a CPU; on CUDA True
+    predictor.batch_decoders = True
     decoder = next(iter(predictor._vaes.values())).decoder
     batches = []
     decoder.register_forward_hook(
