@@ -23,6 +23,7 @@ from genpercept_ros.launch_plan.plan import LaunchArgumentError
 from genpercept_ros.launch_plan.plan import plan_multi_camera
 from genpercept_ros.launch_plan.plan import plan_single_camera
 from genpercept_ros.pipeline.parameters import PARAMETER_SPECS
+from genpercept_ros.pipeline.parameters import validate_parameters
 import numpy as np
 import pytest
 import yaml
@@ -59,6 +60,8 @@ PARAMETER_CASES = {
     'acceleration': ('compile+cuda_graphs', 'compile+cuda_graphs'),
     'processing_resolution': ('512', 512),
     'output_resolution': ('processing', 'processing'),
+    'image_transport': ('compressed', 'compressed'),
+    # Deprecated launch name of image_transport (one release).
     'input_transport': ('compressed', 'compressed'),
     'frame_id': ('cam_optical', 'cam_optical'),
     'input_rectified': ('false', 'false'),
@@ -87,10 +90,33 @@ def test_every_parameter_argument_has_a_case_and_a_node_parameter():
 @pytest.mark.parametrize('name', sorted(PARAMETER_CASES))
 def test_argument_sets_parameter_with_declared_type(name, share_dir):
     text, expected = PARAMETER_CASES[name]
+    parameter = {argument.name: argument.parameter
+                 for argument in launch_args.SINGLE_CAMERA_ARGUMENTS}[name]
     node = only_node(plan_single_camera({name: text}, share_dir))
-    value = node.parameters[name]
+    value = node.parameters[parameter]
     assert value == expected
-    assert type(value) is type(PARAMETER_SPECS[name].default)
+    assert type(value) is type(PARAMETER_SPECS[parameter].default)
+
+
+def test_deprecated_input_transport_argument_yields_to_image_transport(share_dir):
+    """The old launch name still sets image_transport; given both, the new name wins."""
+    node = only_node(plan_single_camera({'input_transport': 'compressed'}, share_dir))
+    assert node.parameters['image_transport'] == 'compressed'
+    assert 'input_transport' not in node.parameters
+    node = only_node(plan_single_camera({'input_transport': 'compressed',
+                                         'image_transport': 'raw'}, share_dir))
+    assert node.parameters['image_transport'] == 'raw'
+
+
+def test_device_argument_offers_only_what_the_node_accepts(share_dir):
+    """No 'mps' (the node refuses it): the description and the launch check agree."""
+    device = {argument.name: argument
+              for argument in launch_args.SINGLE_CAMERA_ARGUMENTS}['device']
+    assert 'mps' not in device.description
+    with pytest.raises(LaunchArgumentError, match="`device` must be 'auto', 'cpu', 'cuda'"):
+        plan_single_camera({'device': 'mps'}, share_dir)
+    with pytest.raises(ValueError, match='device'):
+        validate_parameters({'device': 'mps'})
 
 
 def test_unset_arguments_keep_params_file_values(share_dir, tmp_path):
@@ -156,7 +182,7 @@ def test_bool_arguments(text, expected, share_dir):
     ({'log_level': 'verbose'}, 'log_level` must be one of'),
     ({'namespace': '2cam'}, "'2cam' is not a valid ROS name"),
     ({'image_topic': 'bad topic'}, "'bad topic' is not a valid ROS name"),
-    ({'image_topic': '/cam/image_raw/compressed'}, 'set input_transport:=compressed'),
+    ({'image_topic': '/cam/image_raw/compressed'}, 'set image_transport:=compressed'),
     ({'preset': 'foggy'}, 'preset` must be one of'),
 ])
 def test_invalid_values_are_rejected_with_the_reason(values, message, share_dir):
@@ -379,7 +405,7 @@ def test_every_argument_is_described():
 
 
 def test_arguments_required_by_the_issue_exist():
-    required = {'namespace', 'image_topic', 'camera_info_topic', 'input_transport', 'depth_model',
+    required = {'namespace', 'image_topic', 'camera_info_topic', 'image_transport', 'depth_model',
                 'normal_model', 'model_root', 'processing_resolution', 'output_resolution',
                 'device', 'dtype', 'scale_mode', 'near_m', 'far_m', 'depth_scale', 'depth_shift',
                 'reference_topic', 'params_file', 'rviz', 'rviz_config', 'fixed_frame',

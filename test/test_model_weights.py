@@ -150,3 +150,43 @@ def test_full_size_v2_unet_config_follows_sd21_like_the_reference():
     assert as_reference_v2_config(checkpoint, 'x')['attention_head_dim'] == [5, 10, 20, 20]
     tiny = configs.unet_config(full_size=False)
     assert as_reference_v2_config(tiny, 'x') == tiny
+
+
+def _unet_configs(root, channels, models=('depth-v2', 'normal-v2')):
+    """Write only the UNet config.json of ``models`` with ``block_out_channels``."""
+    from genpercept_ros.model.registry import get_model_spec
+    from genpercept_ros.model.registry import REPO_FOLDERS
+    for name in models:
+        spec = get_model_spec(name)
+        folder = root / REPO_FOLDERS[spec.unet_repo] / spec.unet_subfolder
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / 'config.json').write_text(json.dumps({'block_out_channels': channels}))
+    return root
+
+
+def test_weights_origin_tells_random_reduced_and_real(tmp_path, depth_only_root):
+    """The one check every entry point uses: marker first, then the UNet width of SD 2.1."""
+    from genpercept_ros.model.weights import RANDOM_WEIGHTS_MARKER
+    from genpercept_ros.model.weights import weights_origin
+    # make-tiny-weights marks its output.
+    origin = weights_origin(depth_only_root, ['depth-v2'])
+    assert (origin.kind, origin.meaningful) == ('random', False)
+    assert RANDOM_WEIGHTS_MARKER in origin.reason and str(depth_only_root) in origin.reason
+    # The published width (SD 2.1's block_out_channels) without the marker counts as real.
+    real = _unet_configs(tmp_path / 'real', [320, 640, 1280, 1280])
+    origin = weights_origin(real, ['depth-v2', 'normal-v2'])
+    assert (origin.kind, origin.meaningful) == ('genpercept', True)
+    # A config without the key is completed from SD 2.1, as the loader does.
+    keyless = _unet_configs(tmp_path / 'keyless', None)
+    assert weights_origin(keyless, ['depth-v2']).meaningful
+    # The marker wins over a real-looking config.
+    (real / RANDOM_WEIGHTS_MARKER).write_text('random')
+    assert weights_origin(real, ['depth-v2']).kind == 'random'
+    # Narrow UNets without the marker: reduced-size, named with the widths.
+    narrow = _unet_configs(tmp_path / 'narrow', [32, 32, 64, 64], models=('depth-v2',))
+    origin = weights_origin(narrow, ['depth-v2'])
+    assert origin.kind == 'reduced_size' and not origin.meaningful
+    assert '[32, 32, 64, 64]' in origin.reason
+    # Missing weights are a WeightsError with the remedy, not a verdict.
+    with pytest.raises(WeightsError, match='genpercept download'):
+        weights_origin(tmp_path / 'narrow', ['normal-v2'])

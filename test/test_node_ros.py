@@ -29,6 +29,7 @@ import time
 from builtin_interfaces.msg import Time
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 import pytest
 import rclpy
@@ -53,7 +54,7 @@ _NAMESPACES = itertools.count()
 OUTPUT_TYPES = {
     'depth_relative/image': Image, 'depth/image': Image, 'depth/camera_info': CameraInfo,
     'depth/colored': Image, 'normals/image': Image, 'normals/colored': Image,
-    'points': PointCloud2, 'scale': Float64MultiArray,
+    'points': PointCloud2, 'scale': Float64MultiArray, 'depth/scale': DiagnosticArray,
 }
 
 
@@ -207,6 +208,12 @@ def wait_for(predicate, timeout=15.0, action=None, period=0.1):
     return predicate()
 
 
+def scale_values(msg):
+    """Return the key/value dict of a depth/scale DiagnosticArray (one status named scale)."""
+    assert [status.name for status in msg.status] == ['scale']
+    return {item.key: item.value for item in msg.status[0].values}
+
+
 def diagnostic_values(harness, camera_name_part):
     """Return the key/value dict of the newest camera status whose name contains the text."""
     for array in reversed(harness.diagnostics):
@@ -331,11 +338,17 @@ def test_every_output_with_input_header_sizes_and_geometry(harness, make_node):
     scale = out['scale']
     assert scale.layout.dim[0].label == 'scale,shift,inlier_ratio,residual'
     assert scale.data[0] == pytest.approx(9.5) and scale.data[1] == pytest.approx(0.5)
+    # depth/scale: the same numbers with the frame's header (checked above), named.
+    stamped = scale_values(out['depth/scale'])
+    assert out['depth/scale'].status[0].level == DiagnosticStatus.OK
+    assert (float(stamped['scale']), float(stamped['shift'])) == (scale.data[0], scale.data[1])
+    assert (stamped['mode'], stamped['source'], stamped['space']) == ('range', 'assumed', 'depth')
+    assert stamped['inlier_ratio'] == 'nan'
 
 
 def test_compressed_input_processing_resolution_and_decimation(harness, make_node):
     """PNG input, outputs at the processing size with a pixel-centre rescaled camera_info."""
-    node, namespace = make_node(input_transport='compressed', processing_resolution=64,
+    node, namespace = make_node(image_transport='compressed', processing_resolution=64,
                                 output_resolution='processing', cloud_decimation=2,
                                 cloud_normals=False, scale_mode='fixed', depth_scale=3.0,
                                 depth_shift=0.25, frame_id='override_frame')
@@ -550,7 +563,7 @@ def test_cuda_graphs_requested_on_cpu_serves_eager_and_says_why(harness, make_no
 def test_reference_depth_topic_sets_the_scale(harness, make_node):
     """A metric reference on reference/depth with the frame's stamp is fitted and reported."""
     node, namespace = make_node(normal_model='', scale_mode='reference', fit_min_points=20)
-    harness.subscribe(namespace, ['depth_relative/image', 'scale', 'depth/image'])
+    harness.subscribe(namespace, ['depth_relative/image', 'scale', 'depth/image', 'depth/scale'])
     rgb = rgb_array(seed=7)
     first = publish_until(harness, namespace, ['depth_relative/image'], rgb, stamp_of(60.0))
     relative = image_array(first['depth_relative/image'])
@@ -582,6 +595,19 @@ def test_reference_depth_topic_sets_the_scale(harness, make_node):
     scale, shift, inliers, residual = fitted[-1].data
     assert scale == pytest.approx(2.0, rel=1e-3) and shift == pytest.approx(1.0, abs=1e-3)
     assert inliers > 0.99
+    # depth/scale carries each frame's stamp: the fitted frame's depth/image has the same one,
+    # and its values are exactly those of the fit.
+    assert wait_for(lambda: any(scale_values(m)['source'] == 'fitted'
+                                for m in harness.received[f'{namespace}/depth/scale']), 10.0)
+    stamped = [m for m in harness.received[f'{namespace}/depth/scale']
+               if scale_values(m)['source'] == 'fitted'][-1]
+    values = scale_values(stamped)
+    assert float(values['scale']) == pytest.approx(2.0, rel=1e-3)
+    assert float(values['shift']) == pytest.approx(1.0, abs=1e-3)
+    assert float(values['inlier_ratio']) > 0.99
+    depth_stamps = [m.header.stamp for m in harness.received[f'{namespace}/depth/image']]
+    assert stamped.header.stamp in depth_stamps
+    assert stamped.header.frame_id == 'camera_optical'
 
 
 def test_out_of_memory_drops_the_frame_and_keeps_serving(harness, make_node):

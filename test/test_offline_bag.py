@@ -49,6 +49,8 @@ REQUIRED_OUTPUTS = {
     '/cam/normals/colored': 'sensor_msgs/msg/Image',
     '/cam/points': 'sensor_msgs/msg/PointCloud2',
     '/cam/depth/confidence': 'sensor_msgs/msg/Image',
+    # The scale with the frame's header; /cam/scale is its deprecated header-less form.
+    '/cam/depth/scale': 'diagnostic_msgs/msg/DiagnosticArray',
 }
 OPTIONAL_OUTPUTS = {'/cam/scale': 'std_msgs/msg/Float64MultiArray'}
 # Outputs that need the camera_info (the confidence compares surfaces in 3-D).

@@ -88,7 +88,7 @@ _MODEL_ARGUMENTS = (
     _param('normal_model',
            f"Normal model (README model table), or '{DISABLED_MODEL}' to disable normals.",
            choices=_variants('normal_model')),
-    _param('device', "Torch device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."),
+    _param('device', "Torch device: 'auto', 'cpu', 'cuda' or 'cuda:N'."),
     _param('dtype', 'Inference precision.', choices=PARAMETER_SPECS['dtype'].choices),
     _param('acceleration', 'Fast path: auto, eager, compile, cuda_graphs, compile+cuda_graphs '
            '(each checked against eager; eager on failure).',
@@ -97,8 +97,12 @@ _MODEL_ARGUMENTS = (
            'lower is faster.'),
     _param('output_resolution', "Publish at the camera ('input') or model resolution.",
            choices=PARAMETER_SPECS['output_resolution'].choices),
-    _param('input_transport', "'compressed' subscribes <image_topic>/compressed.",
-           choices=PARAMETER_SPECS['input_transport'].choices),
+    # The deprecated name comes first so that image_transport wins when both are given.
+    _param('input_transport', 'Deprecated name of image_transport (removed in the next '
+           'release).', choices=PARAMETER_SPECS['image_transport'].choices,
+           parameter='image_transport'),
+    _param('image_transport', "Input transport: 'compressed' subscribes "
+           '<image_topic>/compressed.', choices=PARAMETER_SPECS['image_transport'].choices),
     _param('frame_id', 'frame_id stamped on the outputs (the camera optical frame); unset '
            'keeps the input image frame_id.', kind='frame'),
     _param('input_rectified', "Is image_topic rectified? 'auto': when camera_info D is all 0; "

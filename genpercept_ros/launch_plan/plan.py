@@ -220,7 +220,7 @@ def input_remappings(image_topic, camera_info_topic='', reference_topic='', pref
     Return the remapping rules that connect the node's relative inputs to the given topics.
 
     ``prefix`` is the camera sub-namespace of a multi-camera node (``front`` -> ``front/image``).
-    Both the raw and the ``/compressed`` rule are emitted because ``input_transport`` may come from
+    Both the raw and the ``/compressed`` rule are emitted because ``image_transport`` may come from
     the params file; the node subscribes only one of them.
 
     :raises LaunchArgumentError: when ``image_topic`` already ends in ``/compressed``.
@@ -228,7 +228,7 @@ def input_remappings(image_topic, camera_info_topic='', reference_topic='', pref
     if image_topic.endswith('/compressed'):
         raise LaunchArgumentError(
             f'image_topic {image_topic!r} ends in /compressed: give the base topic and set '
-            'input_transport:=compressed; the node adds /compressed itself.')
+            'image_transport:=compressed; the node adds /compressed itself.')
     local = f'{prefix}/' if prefix else ''
     camera_info_topic = camera_info_topic or sibling_topic(image_topic, 'camera_info')
     rules = [(f'{local}image', image_topic),

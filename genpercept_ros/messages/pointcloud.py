@@ -29,6 +29,10 @@ xyz + rgb + normals         ... rgb 12, normal_x 16, _y 20, _z 24  28
 
 ``rgb`` is the PCL / depth_image_proc packing: the uint32 ``(r << 16) | (g << 8) | b``
 reinterpreted as float32 (rviz2's RGB8 transformer), i.e. bytes b, g, r, 0.
+
+Hand-written on purpose: ROS 2's sensor_msgs_py (``point_cloud2``) is not on PyPI, so it cannot
+serve the PyPI-wheel install; the bytes are cross-checked in the tests with the rosbags CDR
+deserialiser and a numpy dtype built from the PointField list.
 """
 
 import cv2

@@ -28,6 +28,8 @@ from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.weights import CONFIG_NAME
+from genpercept_ros.model.weights import hub_offline
+from genpercept_ros.model.weights import hub_unreachable_reason
 from genpercept_ros.model.weights import SCHEDULER_CONFIG_NAME
 from genpercept_ros.model.weights import TOKENIZER_FILES
 from genpercept_ros.model.weights import TRANSFORMERS_WEIGHTS_NAME
@@ -128,9 +130,15 @@ def fetch(files, model_root=None, snapshot=None):
     One ``huggingface_hub.snapshot_download`` per repo, restricted to exactly these paths with
     ``allow_patterns`` (into ``<model_root>/<repo folder>`` or the hub cache). A required file
     the repo does not have, or any hub failure, raises DownloadError; optional ones are skipped.
+    Before the first repo the hub is asked once whether it answers (unless ``HF_HUB_OFFLINE``
+    is set, which huggingface_hub refuses at once): without network this fails in about a
+    second instead of retrying every file.
     """
     if snapshot is None:
         from huggingface_hub import snapshot_download as snapshot
+        unreachable = None if hub_offline() else hub_unreachable_reason()
+        if unreachable is not None:
+            raise DownloadError(f'cannot fetch anything: the Hugging Face hub {unreachable}')
     by_repo = {}
     for repo, path, required in files:
         by_repo.setdefault(repo, []).append((path, required))

@@ -32,12 +32,11 @@ from genpercept_ros.model.registry import LOTUS_D
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
+from genpercept_ros.model.weights import RANDOM_WEIGHTS_MARKER
 
 BOS_TOKEN = '<|startoftext|>'
 EOS_TOKEN = '<|endoftext|>'
 FULL_VOCAB_SIZE = 49408
-# Written at the root of every random model root so no tool mistakes it for GenPercept weights.
-RANDOM_WEIGHTS_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
 
 
 def _bytes_to_unicode():

@@ -17,15 +17,22 @@ Finding and loading GenPercept / SD 2.1 weights by explicit path, with clear err
 
 Files are looked up in a ``model_root`` folder that holds the Hugging Face repos by name
 (``<model_root>/genpercept-models/unet_depth_v2/...``), or, without one, through the
-``huggingface_hub`` cache (``HF_HUB_OFFLINE`` honoured). Nothing ever falls back to other weights:
-a missing, corrupt or mismatched file raises :class:`WeightsError` naming the file and the remedy.
+``huggingface_hub`` cache (``HF_HUB_OFFLINE`` honoured). The hub is asked once per locator
+whether it answers at all (:func:`hub_unreachable_reason`): when it does not, the cache alone
+is used, so a machine without network fails (or loads from the cache) in about a second instead
+of spending ~25 s in the hub client's retries for every file. Nothing ever falls back to other
+weights: a missing, corrupt or mismatched file raises :class:`WeightsError` naming the file and
+the remedy.
 """
 
+from dataclasses import dataclass
 import json
 import os
 from pathlib import Path
 import shlex
 
+from genpercept_ros.model.configs import SD21_UNET_CONFIG
+from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import REPO_FOLDERS
 
 WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors'
@@ -34,16 +41,49 @@ CONFIG_NAME = 'config.json'
 SCHEDULER_CONFIG_NAME = 'scheduler_config.json'
 PICKLE_SUFFIXES = ('.bin', '.ckpt', '.pt', '.pth')
 TOKENIZER_FILES = ('vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json')
+# Written at the root of every random model root (``genpercept make-tiny-weights``, the demo's
+# fallback) so that no tool mistakes it for GenPercept weights.
+RANDOM_WEIGHTS_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'
 
 
 class WeightsError(RuntimeError):
     """A weight file is missing, corrupt, a refused pickle, or does not fit the architecture."""
 
 
+# One HEAD request with this timeout (connect and read) decides whether the hub answers.
+HUB_PROBE_TIMEOUT_S = 2.0
+
+
 def hub_offline():
     """Return True when ``HF_HUB_OFFLINE`` asks huggingface_hub not to use the network."""
     value = os.environ.get('HF_HUB_OFFLINE', '')
     return value.strip().upper() in ('1', 'ON', 'YES', 'TRUE')
+
+
+def hub_endpoint():
+    """Return the hub URL huggingface_hub uses (``HF_ENDPOINT``, default huggingface.co)."""
+    from huggingface_hub import constants
+    return constants.ENDPOINT
+
+
+def hub_unreachable_reason(timeout_s=HUB_PROBE_TIMEOUT_S):
+    """
+    Return why the Hugging Face hub cannot be reached, or None when it answers.
+
+    One HEAD request to :func:`hub_endpoint` through huggingface_hub's own HTTP client (its
+    proxy and certificate settings apply), without retries; any HTTP answer, even an error
+    status, counts as reachable. Only transport failures (refused, unresolvable, timed out
+    after ``timeout_s``) count as unreachable.
+    """
+    from huggingface_hub.errors import HTTPError  # its HTTP client's base error
+    from huggingface_hub.utils import get_session
+    endpoint = hub_endpoint()
+    try:
+        # head() raises only for transport failures, never for an HTTP status.
+        get_session().head(endpoint, timeout=timeout_s)
+    except HTTPError as error:
+        return f'{endpoint} is unreachable ({type(error).__name__}: {error})'
+    return None
 
 
 def download_command(model_root=None, models=()):
@@ -67,6 +107,8 @@ class WeightsLocator:
         self.model_root = None if model_root in (None, '') else Path(model_root).expanduser()
         self.models = tuple(models)
         self.allow_pickle = bool(allow_pickle)
+        self._hub_checked = False
+        self._hub_unreachable = None
         if self.model_root is not None and not self.model_root.is_dir():
             raise WeightsError(
                 f'model root {self.model_root} does not exist or is not a folder. '
@@ -99,18 +141,32 @@ class WeightsLocator:
                 f'Download it with: {self.remedy()}')
         return self._resolve_hub(repo_id, path_in_repo, required)
 
+    def hub_unreachable(self):
+        """Return why the hub cannot be reached (asked once per locator), or None."""
+        if not self._hub_checked:
+            self._hub_unreachable = None if hub_offline() else hub_unreachable_reason()
+            self._hub_checked = True
+        return self._hub_unreachable
+
     def _resolve_hub(self, repo_id, path_in_repo, required):
+        unreachable = self.hub_unreachable()
         try:
             from huggingface_hub import hf_hub_download
             return Path(hf_hub_download(
-                repo_id=repo_id, filename=path_in_repo, local_files_only=hub_offline()))
+                repo_id=repo_id, filename=path_in_repo,
+                local_files_only=hub_offline() or unreachable is not None))
         except Exception as error:  # noqa: B902 - every hub failure gets the same remedy
             if not required:
                 return None
-            where = 'the offline Hugging Face cache' if hub_offline() else 'the Hugging Face hub'
+            if unreachable is not None and not hub_offline():
+                why = f'it is not in the Hugging Face cache and the hub {unreachable}'
+                where = ''
+            else:
+                where = ' from the offline Hugging Face cache' if hub_offline() \
+                    else ' from the Hugging Face hub'
+                why = f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'
             raise WeightsError(
-                f'cannot get {repo_id}/{path_in_repo} from {where} '
-                f'({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}). '
+                f'cannot get {repo_id}/{path_in_repo}{where} ({why}). '
                 f'Download it with: {self.remedy()} (or pass a model root that holds it)'
             ) from error
 
@@ -210,3 +266,54 @@ def check_state_dict(module, state_dict, source, ignore=()):
     if problems:
         raise WeightsError(
             f'{source} does not match the expected architecture: {"; ".join(problems)}')
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """
+    What a set of weights is, as far as its predictions can be trusted.
+
+    ``kind`` is ``'genpercept'`` (the published architecture, no random-weights marker),
+    ``'random'`` (the folder carries :data:`RANDOM_WEIGHTS_MARKER`) or ``'reduced_size'`` (a
+    UNet narrower than SD 2.1's, e.g. tiny test weights without the marker). ``reason`` says
+    why in one sentence, naming the folder.
+    """
+
+    kind: str
+    reason: str
+
+    @property
+    def meaningful(self):
+        """Return True when the predictions can mean something (published-size weights)."""
+        return self.kind == 'genpercept'
+
+
+def weights_origin(model_root, models):
+    """
+    Return the :class:`WeightsOrigin` of the weights ``models`` would load from ``model_root``.
+
+    The one check every entry point uses (node, ``infer``, ``bag``, ``demo``): a model root
+    carrying the random-weights marker is ``'random'``; otherwise a UNet whose
+    ``block_out_channels`` differ from SD 2.1's ``[320, 640, 1280, 1280]`` (the GenPercept
+    UNets are fine-tuned SD 2.1 UNets) is ``'reduced_size'``. A ``config.json`` without the key
+    counts as SD 2.1, as the loader completes it from the SD 2.1 config. ``model_root`` None
+    reads the Hugging Face cache, which never holds the marker. Raises :class:`WeightsError`
+    when a UNet config cannot be found.
+    """
+    locator = WeightsLocator(model_root, models)
+    where = str(locator.model_root) if locator.model_root is not None \
+        else 'the Hugging Face cache'
+    if locator.model_root is not None and (locator.model_root / RANDOM_WEIGHTS_MARKER).is_file():
+        return WeightsOrigin('random', f'{where} holds random weights (randomly initialised, '
+                                       f'{RANDOM_WEIGHTS_MARKER}): predictions are noise')
+    real = list(SD21_UNET_CONFIG['block_out_channels'])
+    for name in models:
+        spec = get_model_spec(name)
+        config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/{CONFIG_NAME}'))
+        channels = list(config.get('block_out_channels') or real)
+        if channels != real:
+            return WeightsOrigin('reduced_size', (
+                f'{where} holds reduced-size (test) weights, not GenPercept: the {name} UNet has '
+                f'block_out_channels {channels}, GenPercept {real}; predictions are not '
+                'meaningful'))
+    return WeightsOrigin('genpercept', f'GenPercept weights from {where}')

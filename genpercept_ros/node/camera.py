@@ -89,9 +89,9 @@ class CameraChannel:
 
     def create_subscriptions(self, node, params, on_reference, callback_group=None):
         """Subscribe the image, camera_info and (for reference mode) metric reference topics."""
-        qos = make_qos(params['input_reliability'], params['input_depth'])
+        qos = make_qos(params['input_reliability'], params['input_qos_depth'])
         options = QoSOverridingOptions.with_default_policies()
-        if params['input_transport'] == 'compressed':
+        if params['image_transport'] == 'compressed':
             image_type, image_topic = CompressedImage, 'image/compressed'
         else:
             image_type, image_topic = Image, 'image'

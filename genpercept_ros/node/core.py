@@ -36,6 +36,7 @@ from .ground_tf import tf_up_lookup
 from .parameters import declare_parameters
 from .problems import ProblemReporter
 from .worker import FrameWorker
+from ..model.weights import weights_origin
 from ..pipeline import FramePipeline
 from ..pipeline import PipelineSettings
 from ..pipeline.parameters import PARAMETER_SPECS
@@ -62,6 +63,7 @@ class NodeCore:
         self.device = None
         self.dtype = None
         self.load_time_s = None
+        self.weights = None
         self.condition = threading.Condition()
         self.channels = [CameraChannel(name, self.condition)
                          for name in (self.params['cameras'] or [''])]
@@ -143,15 +145,25 @@ class NodeCore:
             allow_pickle=params['allow_pickle'], acceleration=params['acceleration'],
             warn=self.logger.warning)
         self.load_time_s = time.monotonic() - start
+        self.weights = weights_origin(params['model_root'] or None,
+                                      [name for name in (params['depth_model'],
+                                                         params['normal_model']) if name])
         self.pipeline = FramePipeline(predictor, self.settings)
         if self._tf_buffer is not None:
             self.pipeline.up_lookup = tf_up_lookup(self._tf_buffer)
         self._listen_to_tf()
         self.logger.info(f'loaded {predictor.describe()} in {self.load_time_s:.2f} s')
+        if not self.weights.meaningful:
+            rule = '!' * 78
+            self.logger.warning(
+                f'\n{rule}\n! PREDICTIONS ARE NOT MEANINGFUL: {self.weights.reason}.\n'
+                '! Depth, normals and clouds are noise. Real weights: genpercept download '
+                '--model-root DIR,\n! then -p model_root:=DIR.\n' + rule)
 
     def unload_model(self):
         """Drop the predictor and free accelerator memory."""
         self.pipeline = None
+        self.weights = None
         from ..model.runtime import release_cached_memory
         release_cached_memory()
 
@@ -159,7 +171,7 @@ class NodeCore:
 
     def create_publishers(self):
         """Advertise every output of every camera, and /diagnostics."""
-        qos = make_qos(self.params['output_reliability'], self.params['output_depth'])
+        qos = make_qos(self.params['output_reliability'], self.params['output_qos_depth'])
         topics = self.pipeline.output_topics()
         for channel in self.channels:
             channel.create_publishers(self.node, topics, qos)
@@ -187,7 +199,7 @@ class NodeCore:
             channel.create_subscriptions(self.node, self.params, self._on_reference)
         self._worker.start()
         self._active = True
-        transport = 'image/compressed' if self.params['input_transport'] == 'compressed' \
+        transport = 'image/compressed' if self.params['image_transport'] == 'compressed' \
             else 'image'
         inputs = ', '.join(channel.topic(transport) for channel in self.channels)
         self.logger.info(f'subscribed to {inputs} (+ camera_info)')
@@ -240,7 +252,14 @@ class NodeCore:
             model_status = (DiagnosticStatus.ERROR, 'model not loaded', {})
         else:
             predictor = pipeline.predictor
-            model_status = (DiagnosticStatus.OK, predictor.describe(), {
+            weights = self.weights
+            level, message = DiagnosticStatus.OK, predictor.describe()
+            if weights is not None and not weights.meaningful:
+                level = DiagnosticStatus.WARN
+                message = f'predictions are not meaningful: {weights.reason}'
+            model_status = (level, message, {
+                'weights': weights.kind if weights is not None else 'unknown',
+                'predictions_meaningful': 'true' if weights and weights.meaningful else 'false',
                 'depth_model': self.params['depth_model'] or 'disabled',
                 'normal_model': self.params['normal_model'] or 'disabled',
                 'model_root': self.params['model_root'] or 'huggingface cache',

@@ -17,19 +17,23 @@
 
 Subscribes (relative names, one namespace per camera; ``cameras: [a, b]`` serves ``a/...`` and
 ``b/...`` from one node and batches their frames):
-  ``image`` (sensor_msgs/Image) or ``image/compressed`` (``input_transport: compressed``),
+  ``image`` (sensor_msgs/Image) or ``image/compressed`` (``image_transport: compressed``),
   ``camera_info``, and for ``scale_mode: reference`` ``reference/depth`` (+
   ``reference/camera_info``) or ``reference/points``.
 Publishes (every message carries the input image header):
   ``depth_relative/image`` or ``disparity_relative/image`` (32FC1, unitless),
   ``depth/image`` (32FC1 metres, NaN invalid), ``depth/camera_info``, ``depth/colored`` (rgb8),
   ``normals/image`` (32FC3 optical-frame unit normals), ``normals/colored`` (rgb8),
-  ``points`` (organized PointCloud2), ``points_voxel`` (``voxel_size > 0``), ``scale``
-  (std_msgs/Float64MultiArray [scale, shift, inlier_ratio, residual]) and ``/diagnostics``.
-Parameters: see ``config/genpercept.yaml`` (``ros2 param describe`` shows ranges).
+  ``points`` (organized PointCloud2), ``points_voxel`` (``voxel_size > 0``), ``depth/scale``
+  (diagnostic_msgs/DiagnosticArray with the frame's header: scale, shift, inlier_ratio,
+  residual, mode, source, space), ``scale`` (deprecated: std_msgs/Float64MultiArray
+  [scale, shift, inlier_ratio, residual], no header) and ``/diagnostics``.
+Parameters: see ``config/genpercept.yaml`` (``genpercept_node --help`` lists them,
+``ros2 param describe`` shows ranges).
 
 ``genpercept_node --lifecycle`` runs the same node as a managed (lifecycle) node: configure
-loads the model, activate subscribes, deactivate stops work, cleanup frees the model.
+loads the model, activate subscribes, deactivate stops work, cleanup frees the model, shutdown
+(from any state) ends the process with exit code 0.
 """
 
 import os
@@ -44,12 +48,34 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import install_signal_handlers
 from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 
 from .core import NodeCore
 from .process import tune_allocator
+from ..pipeline.parameters import describe_parameters
 
 NODE_NAME = 'genpercept_node'
 LIFECYCLE_FLAG = '--lifecycle'
+HELP_FLAGS = ('-h', '--help')
+USAGE = f"""usage: {NODE_NAME} [-h] [{LIFECYCLE_FLAG}] [--ros-args [-p NAME:=VALUE ...]
+                       [--params-file FILE] [-r __ns:=/NAMESPACE] [-r image:=TOPIC] ...]
+
+GenPercept depth, normals and point clouds for ROS 2 cameras (one-step diffusion).
+Subscribes image (or image/compressed) and camera_info; publishes depth_relative/image,
+depth/image (32FC1 metres, NaN invalid), depth/camera_info, depth/colored, depth/scale,
+normals/image, normals/colored, points, points_voxel and /diagnostics, each with the input
+image's header.
+
+options:
+  -h, --help    show this help and the parameters, then exit
+  {LIFECYCLE_FLAG}   run as a lifecycle (managed) node: configure loads the model, activate
+                subscribes, deactivate stops, cleanup frees the model, shutdown exits (code 0)
+
+example:
+  ros2 run genpercept_ros {NODE_NAME} --ros-args -p model_root:=$HOME/genpercept_models \\
+      -p far_m:=8 -r image:=/camera/color/image_raw -r camera_info:=/camera/color/camera_info
+
+parameters (config/genpercept.yaml; `ros2 param describe` gives the same ranges):"""
 
 
 class GenPerceptNode(Node):
@@ -58,6 +84,8 @@ class GenPerceptNode(Node):
     def __init__(self, node_name=NODE_NAME, **kwargs):
         """Declare parameters, load the model and start (raises when any of it fails)."""
         super().__init__(node_name, **kwargs)
+        # Never done: the plain node serves until a signal ends it.
+        self.finished = Future()
         self.core = NodeCore(self)
         self.core.load_model()
         self.core.create_publishers()
@@ -76,10 +104,21 @@ class GenPerceptLifecycleNode(LifecycleNode):
     def __init__(self, node_name=NODE_NAME, **kwargs):
         """Declare and validate parameters only; the model loads on configure."""
         super().__init__(node_name, **kwargs)
+        # Done once the node is finalized (shutdown): main() then ends the process with 0.
+        self.finished = Future()
         self.core = NodeCore(self)
+        self.get_logger().info('lifecycle: unconfigured (configure loads the model)')
+
+    def _transition(self, name, state, target, result=TransitionCallbackReturn.SUCCESS):
+        """Log one transition (``name`` from ``state`` towards ``target``); return ``result``."""
+        outcome = 'done' if result == TransitionCallbackReturn.SUCCESS else 'FAILED'
+        self.get_logger().info(f'lifecycle: {name} {outcome} ({state.label} -> '
+                               f'{target if outcome == "done" else state.label})')
+        return result
 
     def on_configure(self, state):
         """Load the model and advertise the outputs."""
+        self.get_logger().info(f'lifecycle: configure ({state.label} -> inactive) ...')
         try:
             self.core.load_model()
             self.core.create_publishers()
@@ -87,36 +126,40 @@ class GenPerceptLifecycleNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             self.core.destroy_publishers()
             self.core.unload_model()
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
+            return self._transition('configure', state, 'inactive',
+                                    TransitionCallbackReturn.FAILURE)
+        return self._transition('configure', state, 'inactive')
 
     def on_activate(self, state):
         """Subscribe the inputs and start the worker."""
         self.core.activate()
-        return super().on_activate(state)
+        return self._transition('activate', state, 'active', super().on_activate(state))
 
     def on_deactivate(self, state):
         """Unsubscribe and stop the worker."""
         self.core.deactivate()
-        return super().on_deactivate(state)
+        return self._transition('deactivate', state, 'inactive', super().on_deactivate(state))
 
     def on_cleanup(self, state):
         """Withdraw the outputs and free the model (and GPU memory)."""
         self.core.destroy_publishers()
         self.core.unload_model()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition('cleanup', state, 'unconfigured')
 
     def on_shutdown(self, state):
-        """Stop everything from any state."""
+        """Stop everything from any state; the process then exits with code 0."""
         self.core.shutdown()
         self.core.destroy_publishers()
         self.core.unload_model()
-        return TransitionCallbackReturn.SUCCESS
+        result = self._transition('shutdown', state, 'finalized')
+        # main() sees this after the executor has answered the change_state request.
+        self.finished.set_result(True)
+        return result
 
     def on_error(self, state):
         """Stop work after an error in a transition."""
         self.core.shutdown()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition('error processing', state, 'unconfigured')
 
     def destroy_node(self):
         """Stop the worker, then destroy the node."""
@@ -134,6 +177,12 @@ def main(args=None, exit_process=True):
     end the node within 2 s. ``exit_process=False`` returns the exit code instead.
     """
     argv = list(sys.argv if args is None else args)
+    ros_start = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
+    if any(arg in HELP_FLAGS for arg in argv[1:ros_start]):
+        # Before rclpy.init and before the model: --help never reaches for the network.
+        print(USAGE)
+        print(describe_parameters())
+        return 0
     # Multi-MB output buffers are reused instead of page-faulted in every frame (BENCHMARKS.md).
     tune_allocator()
     lifecycle = LIFECYCLE_FLAG in argv
@@ -158,7 +207,8 @@ def main(args=None, exit_process=True):
     try:
         node = GenPerceptLifecycleNode() if lifecycle else GenPerceptNode()
         executor = _make_executor(node)
-        executor.spin()
+        # Returns once a lifecycle node is finalized; the plain node spins until a signal.
+        executor.spin_until_future_complete(node.finished)
     except (KeyboardInterrupt, ExternalShutdownException):
         if node is None:
             logger.info(f'{NODE_NAME} stopped during startup (signal)')

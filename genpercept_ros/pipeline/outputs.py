@@ -14,7 +14,12 @@
 
 """The construction of each output message of one frame (topic names: :mod:`.topics`)."""
 
+import dataclasses
+
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import KeyValue
 import numpy as np
 from std_msgs.msg import Float64MultiArray
 from std_msgs.msg import Header
@@ -41,6 +46,7 @@ from .topics import POINTS_TOPIC
 from .topics import POINTS_VOXEL_TOPIC
 from .topics import relative_topic
 from .topics import SCALE_LAYOUT_LABEL
+from .topics import SCALE_STAMPED_TOPIC
 from .topics import SCALE_TOPIC
 from ..geometry.backproject import backproject
 from ..geometry.backproject import decimate
@@ -90,6 +96,39 @@ def scale_message(report):
     msg.layout.dim = [MultiArrayDimension(label=SCALE_LAYOUT_LABEL, size=4, stride=4)]
     msg.data = report.as_list()
     return msg
+
+
+def scale_stamped_message(report, header):
+    """
+    Return the ``depth/scale`` DiagnosticArray of a report, with the frame's ``header``.
+
+    One DiagnosticStatus named ``scale``: level OK, or WARN when the scale is held or a fallback;
+    message = the report's status; one KeyValue per report field: numbers (``scale``,
+    ``shift``, ``inlier_ratio``, ``residual``) as ``repr`` text, which ``float()`` reads back
+    exactly (``nan`` when unknown); vectors (``up``: the floor's unit up vector in the optical
+    frame) as space-separated numbers, ``''`` when unknown; strings (``mode``, ``source``,
+    ``space``, ``up_source``) as given.
+    """
+    status = DiagnosticStatus(name='scale', hardware_id='genpercept', message=report.status)
+    status.level = DiagnosticStatus.WARN if report.source in ('held', 'fallback') \
+        else DiagnosticStatus.OK
+    for field in dataclasses.fields(report):
+        status.values.append(KeyValue(key=field.name,
+                                      value=_value_text(getattr(report, field.name))))
+    return DiagnosticArray(header=header, status=[status])
+
+
+def _value_text(value):
+    """Return a report value as text: exact numbers, space-separated vectors, '' for None."""
+    if value is None:
+        return ''
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return 'true' if value else 'false'
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value))
+    return ' '.join(repr(float(item)) for item in np.ravel(value))
 
 
 def build_messages(frame, result, wanted, settings, scale_state, relative, depth_kind, normals,
@@ -147,6 +186,8 @@ def build_messages(frame, result, wanted, settings, scale_state, relative, depth
         vmin, vmax = _colour_range(depth_m, report, settings)
         outputs[DEPTH_COLORED_TOPIC] = array_to_image(colorize_depth(depth_m, vmin, vmax),
                                                       'rgb8', header)
+    if SCALE_STAMPED_TOPIC in wanted:
+        outputs[SCALE_STAMPED_TOPIC] = scale_stamped_message(report, header)
     if SCALE_TOPIC in wanted:
         outputs[SCALE_TOPIC] = scale_message(report)
     if intrinsics is None:

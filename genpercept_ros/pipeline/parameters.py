@@ -21,8 +21,10 @@ choices and the rules that span several parameters). No rclpy here.
 """
 
 from dataclasses import dataclass
+import difflib
 import math
 import re
+import textwrap
 
 from ..model.registry import DEPTH_MODELS
 from ..model.registry import NORMAL_MODELS
@@ -35,10 +37,11 @@ class ParameterSpec:
 
     The type follows ``default`` (bool, int, float, str or list of str). ``minimum`` and
     ``maximum`` bound numbers (inclusive unless ``strictly_positive``); ``choices`` lists the
-    allowed strings; ``read_only`` parameters can only be set at startup. A string parameter
-    with ``bool_words`` also takes the booleans true/false as the strings ``'true'``/``'false'``
-    (YAML and ``-p name:=true`` turn those words into booleans; the node declares it with
-    dynamic typing).
+    allowed strings and ``pattern`` (a regular expression, explained by ``pattern_help``) the
+    allowed forms of a string; ``read_only`` parameters can only be set at startup. A string
+    parameter with ``bool_words`` also takes the booleans true/false as the strings
+    ``'true'``/``'false'`` (YAML and ``-p name:=true`` turn those words into booleans; the node
+    declares it with dynamic typing).
     """
 
     name: str
@@ -49,6 +52,8 @@ class ParameterSpec:
     choices: tuple = ()
     read_only: bool = False
     strictly_positive: bool = False
+    pattern: str = None
+    pattern_help: str = ''
     bool_words: bool = False
 
     @property
@@ -94,6 +99,8 @@ class ParameterSpec:
             if self.choices and value not in self.choices:
                 allowed = ', '.join(repr(choice) for choice in self.choices)
                 raise ValueError(f'`{self.name}` must be one of {allowed}, got {value!r}.')
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                raise ValueError(f'`{self.name}` must be {self.pattern_help}, got {value!r}.')
             return value
         if isinstance(value, str) or not all(isinstance(item, str) for item in value):
             raise ValueError(f'`{self.name}` must be a list of strings, got {value!r}.')
@@ -118,7 +125,8 @@ PARAMETERS = (
                   choices=NORMAL_MODELS + ('',), read_only=True),
     ParameterSpec('device', 'auto',
                   "'auto' (cuda when available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
-                  read_only=True),
+                  read_only=True, pattern=r'auto|cpu|cuda|cuda:\d+',
+                  pattern_help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ParameterSpec('dtype', 'auto', "'auto' (bf16 on cuda, fp32 on cpu), 'fp32', 'fp16', 'bf16'.",
                   choices=('auto', 'fp32', 'fp16', 'bf16'), read_only=True),
     ParameterSpec('acceleration', 'auto',
@@ -137,8 +145,9 @@ PARAMETERS = (
                   "'input': outputs at the camera resolution; 'processing': at the model's.",
                   choices=('input', 'processing')),
     # Input and frames.
-    ParameterSpec('input_transport', 'raw',
-                  "'raw' subscribes `image` (Image); 'compressed' `image/compressed`.",
+    ParameterSpec('image_transport', 'raw',
+                  "Input transport, as image_transport names it: 'raw' subscribes `image` "
+                  "(Image); 'compressed' `image/compressed` (CompressedImage).",
                   choices=('raw', 'compressed'), read_only=True),
     ParameterSpec('frame_id', '', "Output frame_id; '' keeps the input image's frame_id."),
     ParameterSpec('input_rectified', 'auto',
@@ -242,11 +251,13 @@ PARAMETERS = (
     # QoS and diagnostics.
     ParameterSpec('input_reliability', 'best_effort', 'Input subscriptions reliability.',
                   choices=_RELIABILITIES, read_only=True),
-    ParameterSpec('input_depth', 1, 'Input subscriptions keep-last depth.',
+    ParameterSpec('input_qos_depth', 1,
+                  'Input subscriptions QoS history depth (keep-last queue size, messages).',
                   minimum=1, maximum=100, read_only=True),
     ParameterSpec('output_reliability', 'reliable', 'Output publishers reliability.',
                   choices=_RELIABILITIES, read_only=True),
-    ParameterSpec('output_depth', 1, 'Output publishers keep-last depth.',
+    ParameterSpec('output_qos_depth', 1,
+                  'Output publishers QoS history depth (keep-last queue size, messages).',
                   minimum=1, maximum=100, read_only=True),
     ParameterSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages, seconds.',
                   minimum=0.1, maximum=60.0, read_only=True),
@@ -255,7 +266,15 @@ PARAMETERS = (
 PARAMETER_SPECS = {spec.name: spec for spec in PARAMETERS}
 DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
 
-_DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
+# Old name -> new name. The old names still work for one release, with a deprecation warning:
+# `image_transport` is image_transport's own name for it; the QoS history sizes were
+# `input_depth`/`output_depth`, which read like depth images.
+DEPRECATED_NAMES = {
+    'input_transport': 'image_transport',
+    'input_depth': 'input_qos_depth',
+    'output_depth': 'output_qos_depth',
+}
+
 _CAMERA_PATTERN = re.compile(r'^[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$')
 
 
@@ -268,12 +287,9 @@ def validate_parameters(values):
     """
     unknown = sorted(set(values) - set(PARAMETER_SPECS))
     if unknown:
-        raise ValueError(f'Unknown parameter(s): {", ".join(unknown)}.')
+        raise ValueError(f'Unknown parameter(s): {", ".join(unknown_names(unknown))}.')
     checked = {name: spec.check(values.get(name, spec.default))
                for name, spec in PARAMETER_SPECS.items()}
-    if not _DEVICE_PATTERN.match(checked['device']):
-        raise ValueError(
-            f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {checked['device']!r}.")
     if not checked['depth_model'] and not checked['normal_model']:
         raise ValueError('`depth_model` and `normal_model` are both empty: nothing to run.')
     if checked['scale_mode'] == 'ground':
@@ -301,3 +317,75 @@ def validate_parameters(values):
     if len(set(cameras)) != len(cameras):
         raise ValueError(f'`cameras` lists a namespace twice: {cameras}.')
     return checked
+
+
+def closest_parameter(name):
+    """
+    Return the known parameter name closest to ``name``.
+
+    Old names map to their new name; otherwise the name with the highest
+    :class:`difflib.SequenceMatcher` ratio among the current names (always one).
+    """
+    if name in DEPRECATED_NAMES:
+        return DEPRECATED_NAMES[name]
+    return difflib.get_close_matches(name, list(PARAMETER_SPECS), n=1, cutoff=0.0)[0]
+
+
+def unknown_names(names):
+    """Return each of ``names`` as ``'name (closest known parameter: `known`)'``."""
+    return [f'{name} (closest known parameter: `{closest_parameter(name)}`)' for name in names]
+
+
+def rename_deprecated(values):
+    """
+    Return ``(values with new names, warnings)`` for a dict that may use deprecated names.
+
+    An old name given together with its new name is dropped (the new name wins); each old name
+    gives one warning naming its replacement.
+    """
+    renamed = dict(values)
+    warnings = []
+    for old, new in DEPRECATED_NAMES.items():
+        if old not in renamed:
+            continue
+        value = renamed.pop(old)
+        if new in renamed:
+            warnings.append(f'parameter `{old}` is deprecated and ignored because `{new}` is '
+                            f'also set; use `{new}` only.')
+        else:
+            renamed[new] = value
+            warnings.append(f'parameter `{old}` is deprecated; use `{new}` (same meaning).')
+    return renamed, warnings
+
+
+def describe_parameters():
+    """
+    Return the parameter summary of ``genpercept_node --help``: one block per parameter.
+
+    Each block gives the name, type, default, the range or choices, whether it is read-only
+    (startup only) and the description.
+    """
+    lines = []
+    for spec in PARAMETERS:
+        limits = []
+        if spec.choices:
+            limits.append('one of ' + ', '.join(repr(choice) for choice in spec.choices))
+        low = spec.minimum
+        if spec.strictly_positive:
+            limits.append('> 0' if low is None else f'> {low}')
+        elif low is not None:
+            limits.append(f'>= {low}')
+        if spec.maximum is not None:
+            limits.append(f'<= {spec.maximum}')
+        if spec.read_only:
+            limits.append('startup only')
+        default = repr(spec.default) if isinstance(spec.default, str) else str(spec.default)
+        if isinstance(spec.default, bool):
+            default = 'true' if spec.default else 'false'
+        extra = f'; {", ".join(limits)}' if limits else ''
+        lines.append(f'  {spec.name} ({spec.kind}, default {default}{extra})')
+        lines.append(textwrap.fill(spec.description, 99, initial_indent=' ' * 6,
+                                   subsequent_indent=' ' * 6))
+    for old, new in DEPRECATED_NAMES.items():
+        lines.append(f'  {old}: deprecated name of {new}')
+    return '\n'.join(lines)

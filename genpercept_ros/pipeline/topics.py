@@ -19,6 +19,7 @@ One table for the node (advertising), the pipeline (what to compute) and the too
 read the outputs (``genpercept bag``, the demo).
 """
 
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import PointCloud2
@@ -36,13 +37,20 @@ POINTS_VOXEL_TOPIC = 'points_voxel'
 POINTS_OBSTACLES_TOPIC = 'points_obstacles'
 GROUND_MASK_TOPIC = 'ground/mask'
 DEPTH_CONFIDENCE_TOPIC = 'depth/confidence'
+# The scale of each frame with the frame's header (diagnostic_msgs/DiagnosticArray: one status,
+# named values). No stamped numeric-array message exists in the standard packages; the status
+# carries the numbers (exact decimal text), the strings (mode, source, space) and a level (WARN
+# when the scale is held or a fallback), so a consumer can match and judge it per frame.
+SCALE_STAMPED_TOPIC = 'depth/scale'
+# Deprecated (one release): std_msgs/Float64MultiArray [scale, shift, inlier_ratio, residual]
+# without a header, so it cannot be matched to its frame; use SCALE_STAMPED_TOPIC.
 SCALE_TOPIC = 'scale'
 
 SCALE_LAYOUT_LABEL = 'scale,shift,inlier_ratio,residual'
 
 METRIC_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, DEPTH_COLORED_TOPIC, DEPTH_CONFIDENCE_TOPIC,
                  POINTS_TOPIC, POINTS_VOXEL_TOPIC, POINTS_OBSTACLES_TOPIC, GROUND_MASK_TOPIC,
-                 SCALE_TOPIC)
+                 SCALE_STAMPED_TOPIC, SCALE_TOPIC)
 CLOUD_TOPICS = (POINTS_TOPIC, POINTS_VOXEL_TOPIC, POINTS_OBSTACLES_TOPIC)
 # Published only when the floor is known (scale_mode 'ground', or camera_height_m set in a
 # measured metric mode).
@@ -73,4 +81,6 @@ def message_type(topic):
         return PointCloud2
     if topic == SCALE_TOPIC:
         return Float64MultiArray
+    if topic == SCALE_STAMPED_TOPIC:
+        return DiagnosticArray
     return Image

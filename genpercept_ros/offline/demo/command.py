@@ -34,9 +34,8 @@ import sys
 import time
 
 from .session import run_demo
+from ...model.weights import RANDOM_WEIGHTS_MARKER as RANDOM_MARKER
 
-RANDOM_MARKER = 'GENPERCEPT_RANDOM_WEIGHTS.txt'  # = tiny_weights.RANDOM_WEIGHTS_MARKER
-REAL_UNET_CHANNELS = [320, 640, 1280, 1280]
 DEMO_MODELS = ('depth-v2', 'normal-v2')
 SCALE_MODES = ('range', 'reference', 'ground')
 
@@ -95,44 +94,22 @@ def add_arguments(parser):
 
 # Weights ---------------------------------------------------------------------------------------
 
-def _unet_channels(model_root, models=DEMO_MODELS):
-    """Return the UNet block_out_channels of each demo model (WeightsError when missing)."""
-    from genpercept_ros.model.registry import get_model_spec
-    from genpercept_ros.model.weights import read_json
-    from genpercept_ros.model.weights import WeightsLocator
-    models = [name for name in models if name]
-    locator = WeightsLocator(model_root, models)
-    channels = []
-    for name in models:
-        spec = get_model_spec(name)
-        config = read_json(locator.resolve(spec.unet_repo, f'{spec.unet_subfolder}/config.json'))
-        channels.append(list(config.get('block_out_channels', [])))
-    return channels
-
-
-def _is_random(model_root):
-    return model_root is not None and (Path(model_root) / RANDOM_MARKER).is_file()
-
-
 def choose_weights(model_root, models=DEMO_MODELS):
     """
     Decide which weights the demo uses; return ``(model_root or None, meaningful, note)``.
 
-    Real-size UNets (``block_out_channels`` of SD 2.1) count as real weights unless the folder
-    carries the random-weights marker; anything else (e.g. a tiny test root) runs but is
-    reported as not meaningful. Missing weights return ``(None, False, reason)``.
+    The model layer's :func:`~genpercept_ros.model.weights.weights_origin` decides (the node,
+    ``infer`` and ``bag`` use the same check): published-size weights without the random-weights
+    marker are meaningful; random or reduced-size ones run but are reported as not meaningful.
+    Missing weights return ``(None, False, reason)``.
     """
+    from genpercept_ros.model.weights import weights_origin
     from genpercept_ros.model.weights import WeightsError
     try:
-        channels = _unet_channels(model_root, models)
+        origin = weights_origin(model_root, [name for name in models if name])
     except WeightsError as error:
         return None, False, str(error)
-    where = model_root or 'the Hugging Face cache'
-    if _is_random(model_root):
-        return model_root, False, f'{where} holds random weights ({RANDOM_MARKER})'
-    if any(c != REAL_UNET_CHANNELS for c in channels):
-        return model_root, False, f'{where} holds reduced-size (test) weights, not real ones'
-    return model_root, True, f'{" + ".join(name for name in models if name)} weights from {where}'
+    return model_root, origin.meaningful, origin.reason
 
 
 def tiny_weights_root(preferred, output, models=DEMO_MODELS):
@@ -158,9 +135,10 @@ def tiny_weights_root(preferred, output, models=DEMO_MODELS):
 
 
 def _has_models(root, models):
+    from genpercept_ros.model.weights import weights_origin
     from genpercept_ros.model.weights import WeightsError
     try:
-        _unet_channels(str(root), models)
+        weights_origin(str(root), models)
     except WeightsError:
         return False
     return True
