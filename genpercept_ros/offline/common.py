@@ -34,7 +34,7 @@ OPTION_PARAMETERS = {
     'model_root': '--model-root', 'depth_model': '--depth-model',
     'normal_model': '--normal-model', 'device': '--device', 'dtype': '--dtype',
     'allow_pickle': '--allow-pickle', 'processing_resolution': '--processing-resolution',
-    'output_resolution': '--output-resolution'}
+    'output_resolution': '--output-resolution', 'acceleration': '--acceleration'}
 
 
 def add_model_arguments(parser, processing_resolution=768):
@@ -61,6 +61,11 @@ def add_model_arguments(parser, processing_resolution=768):
                        help='longest edge the model runs at, 0 = native (default: %(default)s)')
     group.add_argument('--output-resolution', default='input', choices=('input', 'processing'),
                        help='size of the outputs: the input size or the processing size')
+    group.add_argument('--acceleration', default='auto',
+                       choices=('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs'),
+                       help='fast path, checked against eager on the first frame of each size '
+                            '(eager with one warning when it fails); auto: the fastest passing '
+                            'path on CUDA, eager on CPU (default: %(default)s)')
     group.add_argument('--allow-pickle', action='store_true',
                        help='allow loading pickle (.bin/.ckpt) checkpoints; never do this with '
                             'files you do not trust')
@@ -219,7 +224,9 @@ def load_predictor(args, tool='infer'):
         predictor = GenPerceptPredictor.from_pretrained(
             depth_model=args.depth_model or None, normal_model=args.normal_model or None,
             model_root=args.model_root, device=device, dtype=dtype,
-            allow_pickle=args.allow_pickle, progress=progress)
+            allow_pickle=args.allow_pickle, acceleration=args.acceleration,
+            warn=lambda message: print(f'genpercept {tool}: warning: {message}', file=sys.stderr),
+            progress=progress)
     except (WeightsError, ValueError) as error:
         progress.close()
         print(f'genpercept {tool}: cannot load the model: {error}', file=sys.stderr)
