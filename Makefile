@@ -16,6 +16,7 @@ REQUIREMENTS := requirements.txt requirements-ros.txt requirements-test.txt
 OLDEST_VENV ?= .venv-oldest
 OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.genpercept-installed
+ARGS ?=
 
 .PHONY: all venv test test-oldest lint demo bench clean colcon-build
 
@@ -48,8 +49,11 @@ test: venv
 lint: venv
 	$(PY) -m pytest -q -m linter
 
+# make demo ARGS="--model-root DIR --frames 10"; GENPERCEPT_MODEL_ROOT=DIR (environment or make
+# variable) is the same as ARGS="--model-root DIR".
 demo: venv
-	$(VENV)/bin/genpercept demo --output demo_output
+	$(VENV)/bin/genpercept demo --output demo_output \
+		$(if $(GENPERCEPT_MODEL_ROOT),--model-root '$(GENPERCEPT_MODEL_ROOT)') $(ARGS)
 
 bench: venv
 	$(PY) benchmarks/bench_cpu_side.py

@@ -15,15 +15,19 @@
 """
 Model latency, throughput, peak memory and fast-path accuracy, side by side with the reference.
 
-Run ``python benchmarks/bench_model.py --help``. For every task set x dtype x mode x resolution
-x batch it reports per-call and per-frame latency (CUDA events on a GPU, ``perf_counter`` on the
-CPU), frames per second, peak memory (``torch.cuda.max_memory_allocated`` since the row started,
-weights included; on the CPU the process peak RSS so far), the max abs difference of the [0, 1]
-outputs from our fp32 eager path on the same weights and frames (bf16 must be <= 2e-2), and the
-speed-up over ``reference_style_pipeline.py`` (fp32, one image and one task per call, CPU
-resize, text encoder per call) measured in the same run on the same device. Modes the device
-cannot run are listed as skipped with the reason. ``--smoke`` is a seconds-long end-to-end check
-on tiny weights (64x48, one iteration).
+Run ``python benchmarks/bench_model.py --help``. Frames are made at the camera size (default
+640x480) and resized by the pipeline to each processing resolution, so the real resize is timed.
+For every task set x dtype x mode x processing resolution x batch it reports per-call and
+per-frame latency (CUDA events on a GPU, ``perf_counter`` on the CPU), frames per second, peak
+memory (``torch.cuda.max_memory_allocated`` since the row started, weights included; on the
+CPU the process peak RSS so far), the max abs difference of the [0, 1] outputs from our fp32
+eager path on the same weights and frames (bf16 must be <= 2e-2), and the speed-up over
+``reference_style_pipeline.py`` (fp32 under PyTorch's default TF32 flags as the reference runs,
+one image and one task per call, CPU resize, text encoder per call) measured in the same run on
+the same device. Modes the device cannot run are listed as skipped with the reason.
+``--smoke`` is a seconds-long end-to-end check on tiny weights (64x48 frames at processing
+resolution 64, one iteration). The one-command GPU run (every question in one call under a time
+budget) is ``bench_gpu.py``.
 """
 
 import argparse
@@ -88,9 +92,11 @@ def build_parser():
     parser.add_argument('--normal-model', default='normal-v2')
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:N (default: auto)')
     parser.add_argument('--dtypes', default='fp32,bf16')
-    parser.add_argument('--resolutions', default='768x576,768x768',
-                        help='WIDTHxHEIGHT list; frames are made at this size and processed '
-                             'at it (processing resolution = the longest edge)')
+    parser.add_argument('--camera', type=parse_resolution, default=(640, 480),
+                        help='WIDTHxHEIGHT of the frames (default 640x480)')
+    parser.add_argument('--resolutions', default='768',
+                        help='processing resolutions (longest edge after resizing), comma '
+                             'separated (default 768: 640x480 runs at 768x576)')
     parser.add_argument('--batch', default='1,4', help='frames per predict() call (cameras)')
     parser.add_argument('--tasks', default='depth,normal,depth+normal')
     parser.add_argument('--modes', default=None,
@@ -113,7 +119,8 @@ def build_parser():
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--json', default=None, metavar='OUT', help='write all results here')
     parser.add_argument('--smoke', action='store_true',
-                        help='tiny weights, 64x48, batch 1, eager, 1 iteration, no warm-up')
+                        help='tiny weights, 64x48 frames at 64, batch 1, eager, 1 iteration, '
+                             'no warm-up')
     return parser
 
 
@@ -219,9 +226,9 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
     elif mode == 'cudagraph':
         apply_cuda_graphs(predictor)
     rows = []
-    for (width, height, batch), frames in frames_by_key.items():
+    for (resolution, batch), frames in frames_by_key.items():
         reset_peak(device)
-        resolution = max(width, height)
+        height, width = frames[0].shape[:2]
 
         def call():
             return predictor.predict(frames, processing_resolution=resolution, tasks=tasks)
@@ -235,9 +242,9 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
             elapsed, output = timer(call)
             seconds.append(elapsed)
             if interleaved is not None:
-                paired.append(interleaved.time_once(width, height, batch, frames) / elapsed)
+                paired.append(interleaved.time_once(resolution, batch, frames) / elapsed)
         outputs = raw_outputs(output, tasks)
-        key = (tasks, width, height, batch)
+        key = (tasks, resolution, batch)
         if dtype == 'fp32' and mode == 'eager':
             baselines[key] = outputs
         memory, memory_kind = peak_memory(device)
@@ -245,8 +252,8 @@ def run_ours(args, device, tasks, dtype, mode, channels_last, frames_by_key, bas
         row = {
             'tasks': '+'.join(tasks), 'dtype': dtype, 'mode': mode,
             'channels_last': channels_last,
-            'width': width, 'height': height, 'batch': batch,
-            'processing_size': list(output.processing_size[0]),
+            'width': width, 'height': height, 'processing_resolution': resolution,
+            'batch': batch, 'processing_size': list(output.processing_size[0]),
             'load_s': load_s, 'first_call_s': first_s,
             'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
             'max_abs_diff_vs_fp32_eager': difference,
@@ -274,15 +281,16 @@ def reference_pipeline(args, device, tasks):
         normal_model=args.normal_model if 'normal' in tasks else None, device=str(device))
 
 
-def reference_row(tasks, width, height, batch, seconds, result, baselines, memory=None):
+def reference_row(tasks, resolution, batch, frames, seconds, result, baselines, memory=None):
     """Return the report row of the reference-style pipeline."""
     outputs = {task: np.stack(values) for task, values in result.items()}
     memory, memory_kind = memory or (None, 'not measured (loaded beside our predictor)')
     row = {'tasks': '+'.join(tasks), 'dtype': 'fp32', 'mode': 'reference-style',
-           'width': width, 'height': height, 'batch': batch,
+           'width': frames[0].shape[1], 'height': frames[0].shape[0],
+           'processing_resolution': resolution, 'batch': batch,
            'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
            'max_abs_diff_vs_fp32_eager': max_abs_difference(
-               outputs, baselines.get((tasks, width, height, batch)))}
+               outputs, baselines.get((tasks, resolution, batch)))}
     row.update(summarise(seconds, batch))
     return row
 
@@ -292,15 +300,16 @@ class InterleavedReference:
 
     def __init__(self, pipeline, tasks, timer):
         self.pipeline, self.tasks, self.timer = pipeline, tasks, timer
-        self.samples, self.results = {}, {}
+        self.samples, self.results, self.frames = {}, {}, {}
 
-    def time_once(self, width, height, batch, frames):
+    def time_once(self, resolution, batch, frames):
         """Run the reference once on ``frames`` (warming up first); return seconds."""
-        key = (width, height, batch)
+        key = (resolution, batch)
+        self.frames[key] = frames
 
         def call():
             return self.pipeline.predict(frames, tasks=self.tasks,
-                                         processing_resolution=max(width, height))
+                                         processing_resolution=resolution)
 
         if key not in self.samples:
             call()
@@ -312,9 +321,10 @@ class InterleavedReference:
     def rows(self, baselines):
         """Return one row per size with every interleaved sample."""
         rows = []
-        for (width, height, batch), seconds in self.samples.items():
-            rows.append(reference_row(self.tasks, width, height, batch, seconds,
-                                      self.results[(width, height, batch)], baselines))
+        for (resolution, batch), seconds in self.samples.items():
+            rows.append(reference_row(self.tasks, resolution, batch,
+                                      self.frames[(resolution, batch)], seconds,
+                                      self.results[(resolution, batch)], baselines))
             print(format_row(rows[-1]), flush=True)
         return rows
 
@@ -325,9 +335,8 @@ def run_reference(args, device, tasks, frames_by_key, baselines, timer):
     pipeline = reference_pipeline(args, device, tasks)
     rows = []
     iters = args.iters if args.reference_iters is None else args.reference_iters
-    for (width, height, batch), frames in frames_by_key.items():
+    for (resolution, batch), frames in frames_by_key.items():
         reset_peak(device)
-        resolution = max(width, height)
 
         def call():
             return pipeline.predict(frames, tasks=tasks, processing_resolution=resolution)
@@ -337,7 +346,7 @@ def run_reference(args, device, tasks, frames_by_key, baselines, timer):
         for _ in range(iters):
             elapsed, result = timer(call)
             seconds.append(elapsed)
-        rows.append(reference_row(tasks, width, height, batch, seconds, result, baselines,
+        rows.append(reference_row(tasks, resolution, batch, frames, seconds, result, baselines,
                                   peak_memory(device)))
         print(format_row(rows[-1]), flush=True)
     pipeline = None
@@ -356,7 +365,8 @@ def format_row(row):
     memory = row.get('peak_memory_bytes')
     memory = '-' if memory is None else f'{memory / 2**30:6.2f} GiB'
     return (f"{row['tasks']:>13} {row['dtype']:>4} {row['mode']:>15} "
-            f"{row['width']}x{row['height']} b{row['batch']}: {row['median_ms']:9.1f} ms/call "
+            f"{row['width']}x{row['height']}@{row['processing_resolution']} b{row['batch']}: "
+            f"{row['median_ms']:9.1f} ms/call "
             f"{row['per_frame_ms']:9.1f} ms/frame {row['frames_per_s'] or 0:7.2f} fps "
             f'peak {memory} | diff {difference}'
             + (f' | x{speedup:.2f} vs reference (min x{speedup_min:.2f})' if speedup else '')
@@ -365,9 +375,10 @@ def format_row(row):
 
 def add_speedups(rows, reference_rows):
     """Attach the reference-style per-frame latency and speed-up to each of our rows."""
-    reference = {(r['tasks'], r['width'], r['height'], r['batch']): r for r in reference_rows}
+    reference = {(r['tasks'], r['processing_resolution'], r['batch']): r
+                 for r in reference_rows}
     for row in rows:
-        match = reference.get((row['tasks'], row['width'], row['height'], row['batch']))
+        match = reference.get((row['tasks'], row['processing_resolution'], row['batch']))
         if match is not None and row['per_frame_ms'] > 0:
             row['reference_per_frame_ms'] = match['per_frame_ms']
             row['speedup_vs_reference'] = match['per_frame_ms'] / row['per_frame_ms']
@@ -401,7 +412,8 @@ def machine_info(device):
 
 def apply_smoke(args):
     """Shrink the run to a seconds-long check."""
-    args.resolutions = '64x48'
+    args.camera = (64, 48)
+    args.resolutions = '64'
     args.batch = '1'
     args.modes = args.modes or 'eager'
     args.warmup = 0
@@ -426,7 +438,8 @@ def main(argv=None):
     args.modes = args.modes or ','.join(MODES)
     device = resolve_device(args.device)
     # Explicit either way: PyTorch allows TF32 in cuDNN convolutions by default, which would make
-    # the fp32 baseline (and the reference-style pipeline) not fp32.
+    # our fp32 baseline not fp32. The reference-style pipeline sets PyTorch's defaults itself
+    # for its own calls, as the reference runs.
     enable_tf32(args.tf32)
     with contextlib.ExitStack() as stack:
         args.weights = args.full_size_weights or args.model_root
@@ -449,10 +462,10 @@ def run_all(args, device, weights_kind):
         raise SystemExit(f'unknown mode/task {bad}; modes {MODES}, tasks {sorted(TASK_SETS)}')
     channels_last = args.channels_last == 'on' or (
         args.channels_last == 'auto' and device.type == 'cuda')
-    sizes = [parse_resolution(text) for text in parse_list(args.resolutions)]
+    resolutions = parse_list(args.resolutions, int)
     batches = parse_list(args.batch, int)
-    frames_by_key = {(width, height, batch): make_frames(width, height, batch)
-                     for width, height in sizes for batch in batches}
+    frames_by_key = {(resolution, batch): make_frames(*args.camera, batch)
+                     for resolution in resolutions for batch in batches}
     timer = Timer(device)
     rows, reference_rows, skipped = [], [], []
     print(f'weights: {args.weights} ({weights_kind}); device {device}', flush=True)

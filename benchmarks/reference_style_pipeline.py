@@ -20,12 +20,16 @@ The speed baseline of ``bench_model.py`` and an independent numerical cross-chec
 ``from_pretrained`` loaders of diffusers / transformers (not the package's loaders), everything
 runs in fp32, one image and one task per call, the uint8 image is resized on the CPU and then
 copied to the device, the tokenizer and text encoder run on every call, each task encodes the
-image again, and every result goes back to the host on its own.
+image again, and every result goes back to the host on its own. It runs under PyTorch's default
+precision flags, as the reference (which never sets them) does: cuDNN may use TF32 for fp32
+convolutions, cuBLAS may not for matmuls (:func:`pytorch_default_precision`), whatever the caller
+has set.
 
 Only the v2 VAE-decoded variants (``depth-v2``, ``disparity-v2``, ``normal-v2``) exist here; the
 DPT-head and v1 variants are refused with a ValueError.
 """
 
+import contextlib
 import os
 import sys
 
@@ -41,6 +45,29 @@ from torch.nn import functional
 
 LATENT_SCALE = 0.18215
 SUPPORTED_VARIANTS = ('depth-v2', 'disparity-v2', 'normal-v2')
+
+
+# PyTorch's defaults (torch.backends documentation): TF32 allowed in cuDNN convolutions, not in
+# cuBLAS matmuls.
+DEFAULT_CUDNN_TF32 = True
+DEFAULT_MATMUL_TF32 = False
+
+
+@contextlib.contextmanager
+def precision_flags(matmul_tf32, cudnn_tf32):
+    """Set ``torch.backends`` TF32 flags inside the block and restore the previous ones after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(matmul_tf32)
+    torch.backends.cudnn.allow_tf32 = bool(cudnn_tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def pytorch_default_precision():
+    """Return a context with PyTorch's default TF32 flags (what the reference runs under)."""
+    return precision_flags(DEFAULT_MATMUL_TF32, DEFAULT_CUDNN_TF32)
 
 
 def reference_size(height, width, processing_resolution):
@@ -151,7 +178,32 @@ class ReferenceStylePipeline:
         return result.transpose(1, 2, 0) if result.ndim == 3 else result
 
     def predict(self, images, tasks=None, processing_resolution=768):
-        """Run every task on every image one at a time; return {task: [raw, ...]}."""
+        """
+        Run every task on every image one at a time; return {task: [raw, ...]}.
+
+        Runs under PyTorch's default TF32 flags whatever the caller set (the reference's
+        ``run.py`` leaves them at their defaults).
+        """
         tasks = self.tasks if tasks is None else tuple(tasks)
-        return {task: [self.predict_one(image, task, processing_resolution) for image in images]
-                for task in tasks}
+        with pytorch_default_precision():
+            return {task: [self.predict_one(image, task, processing_resolution)
+                           for image in images] for task in tasks}
+
+    @classmethod
+    def from_components(cls, specs, vae, unets, tokenizer, text_encoder, device):
+        """
+        Build the pipeline from modules already in memory (e.g. random weights made on a GPU).
+
+        ``specs``: task -> model spec (v2 VAE-decoded only); ``unets``: task -> UNet; the
+        modules are used as given (fp32 expected, as the reference runs).
+        """
+        for spec in specs.values():
+            if spec.name not in SUPPORTED_VARIANTS:
+                raise ValueError(f'the reference-style pipeline runs {SUPPORTED_VARIANTS}, '
+                                 f'not {spec.name!r}')
+        pipeline = cls.__new__(cls)
+        pipeline.device = torch.device(device)
+        pipeline.specs = dict(specs)
+        pipeline.vae, pipeline.unets = vae, dict(unets)
+        pipeline.tokenizer, pipeline.text_encoder = tokenizer, text_encoder
+        return pipeline

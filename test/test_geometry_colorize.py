@@ -17,6 +17,7 @@
 from genpercept_ros.geometry.colorize import colorize_depth
 from genpercept_ros.geometry.colorize import normals_to_rgb
 from genpercept_ros.geometry.colorize import spectral_lut
+import matplotlib
 import numpy as np
 import pytest
 
@@ -47,9 +48,16 @@ def test_lut_runs_through_the_colorbrewer_anchors():
 
 
 def test_lut_matches_matplotlib_spectral():
-    matplotlib = pytest.importorskip('matplotlib')
     reference = matplotlib.colormaps['Spectral'](np.linspace(0.0, 1.0, 256), bytes=True)[:, :3]
     np.testing.assert_array_equal(spectral_lut(), reference)
+
+
+def test_colorize_depth_matches_matplotlib_on_random_values():
+    """Any value in range gets matplotlib's colour: its index rule and its bytes."""
+    values = np.random.default_rng(3).uniform(1.5, 9.0, size=(40, 50))
+    values[0, :3] = [1.5, 9.0, 5.25]
+    reference = matplotlib.colormaps['Spectral']((values - 1.5) / 7.5, bytes=True)[..., :3]
+    np.testing.assert_array_equal(colorize_depth(values, 1.5, 9.0), reference)
 
 
 def test_colorize_depth_ends_nan_and_invert():

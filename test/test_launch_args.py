@@ -57,6 +57,7 @@ PARAMETER_CASES = {
     'normal_model': ('normal-v1', 'normal-v1'),
     'device': ('cuda:1', 'cuda:1'),
     'dtype': ('bf16', 'bf16'),
+    'acceleration': ('compile+cuda_graphs', 'compile+cuda_graphs'),
     'processing_resolution': ('512', 512),
     'output_resolution': ('processing', 'processing'),
     'image_transport': ('compressed', 'compressed'),

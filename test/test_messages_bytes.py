@@ -23,6 +23,7 @@ from genpercept_ros.messages._bytes import message_with_fast_data
 from genpercept_ros.messages._bytes import zeroed_bytes
 import numpy as np
 from sensor_msgs.msg import Image
+from sensor_msgs.msg import PointCloud2
 
 
 def test_bytes_array_is_one_independent_copy():
@@ -50,5 +51,10 @@ def test_built_messages_are_regular_messages():
     plain = Image(height=2, width=3, encoding='32FC1', step=12, is_bigendian=image.is_bigendian,
                   data=bytes(image.data))
     assert image == plain
-    cloud = build_pointcloud(None, np.zeros((2, 2, 3), np.float32))
-    assert len(cloud.data) == 48 and cloud.height == 2
+    xyz = np.arange(12, dtype=np.float32).reshape(2, 2, 3) - 5.5
+    cloud = build_pointcloud(None, xyz)
+    assert len(cloud.data) == 48 and (cloud.height, cloud.width) == (2, 2)
+    assert bytes(cloud.data) == xyz.astype('<f4').tobytes()   # x, y, z per point, no padding
+    plain = PointCloud2(height=2, width=2, fields=cloud.fields, is_bigendian=False,
+                        point_step=12, row_step=24, data=bytes(cloud.data), is_dense=False)
+    assert cloud == plain

@@ -25,6 +25,9 @@ from genpercept_ros.messages import depth_to_pointcloud
 from genpercept_ros.messages import pointcloud_to_xyz
 import numpy as np
 import pytest
+from rclpy.serialization import serialize_message
+from rosbags.typesys import get_typestore
+from rosbags.typesys import Stores
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import PointCloud2
 from sensor_msgs.msg import PointField
@@ -254,16 +257,69 @@ def test_pointcloud_to_xyz_errors_name_the_problem(msg, problem):
         pointcloud_to_xyz(msg)
 
 
-def test_cross_check_with_sensor_msgs_py():
-    point_cloud2 = pytest.importorskip('sensor_msgs_py.point_cloud2')
-    msg = cloud()
-    points = point_cloud2.read_points(msg, field_names=('x', 'y', 'z', 'rgb', 'normal_z'))
-    # read_points returns one flat structured array for organized clouds by default.
-    points = points.reshape(H, W)
-    reference = decode(msg)
-    for name in ('x', 'y', 'z', 'normal_z'):
-        np.testing.assert_array_equal(points[name], reference[name])
-    np.testing.assert_array_equal(points['rgb'].view(np.uint32),
-                                  reference['rgb'].copy().view(np.uint32))
-    valid = point_cloud2.read_points_numpy(msg, field_names=('x', 'y', 'z'), skip_nans=True)
-    assert len(valid) == np.isfinite(DEPTH).sum() - 1
+def rosbags_points(msg):
+    """
+    Decode ``msg`` with tools that share no code with ours: rmw CDR bytes -> rosbags -> numpy.
+
+    rclpy serialises the message as any ROS 2 publisher would; the rosbags typestore
+    deserialises the CDR stream, and the record layout is a numpy dtype built from the
+    PointField list rosbags returns (names, offsets, datatypes, endianness, point_step), with
+    the datatype codes taken from rosbags' own PointField constants.
+    """
+    store = get_typestore(Stores.ROS2_JAZZY)
+    decoded = store.deserialize_cdr(serialize_message(msg), 'sensor_msgs/msg/PointCloud2')
+    point_field = store.types['sensor_msgs/msg/PointField']
+    codes = {point_field.INT8: 'i1', point_field.UINT8: 'u1', point_field.INT16: 'i2',
+             point_field.UINT16: 'u2', point_field.INT32: 'i4', point_field.UINT32: 'u4',
+             point_field.FLOAT32: 'f4', point_field.FLOAT64: 'f8'}
+    endian = '>' if decoded.is_bigendian else '<'
+    assert all(field.count == 1 for field in decoded.fields)
+    dtype = np.dtype({'names': [field.name for field in decoded.fields],
+                      'formats': [endian + codes[field.datatype] for field in decoded.fields],
+                      'offsets': [field.offset for field in decoded.fields],
+                      'itemsize': decoded.point_step})
+    assert decoded.row_step == decoded.width * decoded.point_step
+    assert len(decoded.data) == decoded.height * decoded.row_step
+    rows = np.asarray(decoded.data, np.uint8).reshape(decoded.height, decoded.row_step)
+    return decoded, rows.view(dtype).reshape(decoded.height, decoded.width)
+
+
+@pytest.mark.parametrize('builder', ['build_pointcloud', 'depth_to_pointcloud'])
+def test_independent_reader_sees_the_camera_geometry(builder):
+    header = Header(frame_id='camera_optical')
+    header.stamp.sec, header.stamp.nanosec = 1700000000, 123456789
+    if builder == 'build_pointcloud':
+        msg = cloud()
+        msg.header = header
+    else:
+        msg = depth_to_pointcloud(header, DEPTH, Intrinsics(FX, FY, CX, CY, W, H), RGB, NORMALS)
+    decoded, points = rosbags_points(msg)
+    assert decoded.header.frame_id == 'camera_optical'
+    assert (decoded.header.stamp.sec, decoded.header.stamp.nanosec) == (1700000000, 123456789)
+    assert (decoded.height, decoded.width, decoded.is_dense) == (H, W, False)
+    assert set(points.dtype.names) == {'x', 'y', 'z', 'rgb', 'normal_x', 'normal_y', 'normal_z'}
+    for v in range(H):
+        for u in range(W):
+            actual = [points['x'][v, u], points['y'][v, u], points['z'][v, u]]
+            np.testing.assert_allclose(actual, pinhole(u, v, float(DEPTH[v, u])),
+                                       rtol=1e-6, atol=1e-7)
+    # PCL packing: the float's bits are the uint32 (r << 16) | (g << 8) | b.
+    packed = points['rgb'].copy().view(np.uint32)
+    np.testing.assert_array_equal(np.dstack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF,
+                                             packed & 0xFF]), RGB)
+    decoded_normals = np.dstack([points['normal_x'], points['normal_y'], points['normal_z']])
+    np.testing.assert_array_equal(decoded_normals, NORMALS)
+    finite = np.isfinite(points['z'])
+    assert finite.sum() == H * W - 2        # the NaN pixel and the zero-depth pixel
+
+
+def test_independent_reader_sees_every_layout():
+    """Every layout we write, read by rosbags: the field list alone locates each value."""
+    for rgb, normals in [(False, False), (True, False), (False, True)]:
+        _, points = rosbags_points(cloud(rgb, normals))
+        np.testing.assert_array_equal(points['z'], np.where(DEPTH > 0, DEPTH, np.nan))
+        if rgb:
+            packed = points['rgb'].copy().view(np.uint32)
+            np.testing.assert_array_equal(packed & 0xFF, RGB[..., 2])
+        if normals:
+            np.testing.assert_array_equal(points['normal_y'], NORMALS[..., 1])

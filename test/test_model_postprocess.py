@@ -78,10 +78,16 @@ def test_v1_depth_recipe_clips_before_stretching():
 
 
 def test_raw_layouts():
-    raw = torch.zeros(2, 3, 4, 5)
-    assert raw_layout(raw[:, :1], 'HW').shape == (2, 4, 5)
-    assert raw_layout(raw, 'HWC').shape == (2, 4, 5, 3)
-    assert raw_layout(raw, 'CHW').shape == (2, 3, 4, 5)
+    raw = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    expected = raw.numpy()   # [B, C, H, W]; every entry distinct, so any transposition shows
+    hw = raw_layout(raw[:, :1], 'HW').numpy()
+    assert hw.shape == (2, 4, 5)
+    np.testing.assert_array_equal(hw, expected[:, 0])
+    hwc = raw_layout(raw, 'HWC').numpy()
+    assert hwc.shape == (2, 4, 5, 3)
+    for b, c, v, u in [(0, 0, 0, 0), (1, 2, 3, 4), (0, 1, 2, 3), (1, 0, 3, 1)]:
+        assert hwc[b, v, u, c] == expected[b, c, v, u]
+    np.testing.assert_array_equal(raw_layout(raw, 'CHW').numpy(), expected)
 
 
 def test_unknown_recipe_is_an_error():

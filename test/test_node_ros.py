@@ -536,11 +536,28 @@ def test_diagnostics_and_qos_override_parameters(harness, make_node):
     assert values['scale_source'] == 'assumed' and values['scale_mode'] == 'range'
     model = diagnostic_values(harness, f'{namespace}/genpercept_node: model')
     assert model['device'] == 'cpu' and model['dtype'] == 'fp32'
+    # acceleration 'auto' (the default) on a CPU serves eager, and says why.
+    assert model['acceleration'] == 'eager'
+    assert 'auto on cpu' in model['acceleration_reason']
     assert model['depth_model'] == 'depth-v2' and model['normal_model'] == 'disabled'
     assert node.has_parameter(f'qos_overrides.{namespace}/depth/image.publisher.reliability')
     assert node.has_parameter(f'qos_overrides.{namespace}/image.subscription.reliability')
     assert node.get_parameter(
         f'qos_overrides.{namespace}/image.subscription.reliability').value == 'best_effort'
+
+
+def test_cuda_graphs_requested_on_cpu_serves_eager_and_says_why(harness, make_node):
+    """A fast path that cannot run here is one warning; the node serves eager outputs."""
+    node, namespace = make_node(normal_model='', acceleration='cuda_graphs')
+    assert node.get_parameter('acceleration').value == 'cuda_graphs'
+    harness.subscribe(namespace, ['depth/image'])
+    publish_until(harness, namespace, ['depth/image'], rgb_array(), stamp_of(41.0))
+    model_status = f'{namespace}/genpercept_node: model'
+    assert wait_for(lambda: 'acceleration' in diagnostic_values(harness, model_status), 5.0)
+    model = diagnostic_values(harness, model_status)
+    assert model['acceleration'] == 'eager'
+    assert 'requested cuda_graphs' in model['acceleration_reason']
+    assert 'CUDA graphs need a CUDA device' in model['acceleration_reason']
 
 
 def test_reference_depth_topic_sets_the_scale(harness, make_node):

@@ -201,7 +201,10 @@ def test_outputs_come_from_the_recorded_images(tmp_path, tiny_model_root):
         device='cpu', dtype='fp32')
     for index, (_, _, msg) in enumerate(result['/cam/depth_relative/image'][1]):
         relative = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(H, W)
-        expected = predictor.predict([_rgb(index)], processing_resolution=RES).depth[0]
+        # Depth alone, as the bag ran (with both tasks the decoder runs one batched call, whose
+        # kernels may differ in the last bits).
+        expected = predictor.predict([_rgb(index)], processing_resolution=RES,
+                                     tasks=('depth',)).depth[0]
         np.testing.assert_allclose(relative, expected, atol=1e-6)
 
 
@@ -360,7 +363,7 @@ def test_reference_scale_mode_fits_the_recorded_reference(tmp_path, tiny_model_r
     np.testing.assert_allclose(fitted[:2], [scale, shift], rtol=1e-3, atol=1e-3)
 
 
-def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
+def test_unknown_type_without_definition_is_copied_without_one(tmp_path):
     from genpercept_ros.offline.bag_io import BagWriter
     from genpercept_ros.offline.bag_io import Record
     from rosbags.interfaces import Connection
@@ -378,15 +381,17 @@ def test_unknown_type_without_definition_is_left_out_and_reported(tmp_path):
     writer = BagWriter(tmp_path / 'out', 'sqlite3')
     # A standard type without a stored definition gets it from the typestore ...
     writer.copy(Record(connection(1, '/chatter', 'std_msgs/msg/String'), 5, data))
-    # ... a custom one cannot be declared and is reported.
+    # ... a custom one is copied as bytes under its type, with an empty definition.
     writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 6, b'\x00\x01\x00\x00'))
-    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 7, b'\x00\x01\x00\x00'))
+    writer.copy(Record(connection(2, '/custom', 'my_pkg/msg/Thing'), 7, b'\x00\x01\x00\x02'))
     writer.close()
-    [(reason, count)] = writer.skipped.values()
-    assert '/custom' in reason and 'my_pkg/msg/Thing' in reason and count == 2
-    result, _ = read_bag(tmp_path / 'out')
-    assert set(result) == {'/chatter'}
-    assert result['/chatter'][1][0][2].data == 'x'
+    assert writer.skipped == {} and writer.undefined == {'/custom': 'my_pkg/msg/Thing'}
+    with Reader(tmp_path / 'out') as reader:
+        types = {c.topic: (c.msgtype, c.msgdef.data) for c in reader.connections}
+        custom = [(t, bytes(raw)) for c, t, raw in reader.messages() if c.topic == '/custom']
+    assert types['/custom'] == ('my_pkg/msg/Thing', '')
+    assert types['/chatter'][1].strip() == 'string data'
+    assert custom == [(6, b'\x00\x01\x00\x00'), (7, b'\x00\x01\x00\x02')]
 
 
 @pytest.mark.parametrize('storage, suffix', [('mcap', '.mcap'), ('sqlite3', '.db3')])
@@ -400,3 +405,16 @@ def test_single_storage_file_as_input(tmp_path, tiny_model_root, storage, suffix
     result, out_storage = read_bag(output)
     assert out_storage == storage
     assert len(result['/cam/depth/image'][1]) == 1
+
+
+def test_acceleration_option_on_cpu_warns_once_and_serves_eager(tmp_path, tiny_model_root,
+                                                                capsys):
+    source, output = tmp_path / 'in', tmp_path / 'out'
+    image_topic = write_bag(source, 'mcap', camera_info=False, frames=2)
+    assert _run([str(source), '-o', str(output), '--image-topic', image_topic,
+                 '--acceleration', 'compile+cuda_graphs'] + _model(tiny_model_root)) == 0
+    err = capsys.readouterr().err
+    assert err.count("acceleration 'compile+cuda_graphs'") == 1 and 'serving eager' in err
+    result, _ = read_bag(output)
+    for topic in set(REQUIRED_OUTPUTS) - CLOUD_TOPICS:
+        assert len(result[topic][1]) == 2, topic

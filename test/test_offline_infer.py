@@ -343,6 +343,24 @@ def test_through_the_genpercept_command(inputs, tiny_model_root, tmp_path):
     assert (tmp_path / 'gray_depth.png').is_file()
 
 
+def test_acceleration_option_warns_once_and_keeps_eager_outputs(
+        inputs, tiny_model_root, tmp_path, capsys):
+    folder, _ = inputs
+    images = [str(folder / 'colour.png'), str(folder / 'gray.png')]
+    eager, fast = tmp_path / 'eager', tmp_path / 'fast'
+    common = ['--normal-model', ''] + _common(tiny_model_root)
+    assert _run(images + ['-o', str(eager), '--acceleration', 'eager'] + common) == 0
+    capsys.readouterr()
+    assert _run(images + ['-o', str(fast), '--acceleration', 'cuda_graphs'] + common) == 0
+    err = capsys.readouterr().err
+    assert err.count('warning:') == 1 and "'cuda_graphs'" in err and 'serving eager' in err
+    for stem in ('colour', 'gray'):
+        np.testing.assert_array_equal(np.load(fast / f'{stem}_depth.npy'),
+                                      np.load(eager / f'{stem}_depth.npy'))
+    with pytest.raises(SystemExit):
+        _run(images + ['-o', str(fast), '--acceleration', 'turbo'] + common)
+
+
 def _distorted_yaml(path, model, k, d, width, height):
     path.write_text(
         f'image_width: {width}\nimage_height: {height}\ncamera_name: raw\n'

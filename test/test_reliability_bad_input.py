@@ -13,14 +13,21 @@
 # limitations under the License.
 
 """
-Bad input over real topics: one clear throttled log line, a diagnostics count, then service.
+Bad input over real topics, by input kind: one clear throttled log line, a count, then service.
 
-Every case is sent to a running node several times. It must be counted each time under its
-problem kind (node stats and ``errors.<kind>`` on /diagnostics), logged on /rosout exactly
-once (throttled) with a message naming the problem, and the next good frame must come out.
-The case table is the one listed in RELIABILITY.md.
+The one bad-input suite of the node (it absorbed test_node_bad_input.py). Sections: encodings,
+sizes, compressed streams, camera_info, metric references, time, runtime parameters, model
+failures. Each refused case is sent to a running node several times. It must be counted each
+time under its problem kind (node stats and ``errors.<kind>`` on /diagnostics), logged on
+/rosout exactly once (throttled) with a message naming the problem, produce no output, and the
+next good frame must come out. A variant that differs from an earlier case only in numbers
+shares that case's throttle slot, so it is logged at most once. Inputs that are unusual but
+valid must simply be served: their own frame comes out, at the input's size, with finite depth
+in the configured range and no problem counted. The case table is the one listed in
+RELIABILITY.md.
 """
 
+import itertools
 import math
 import struct
 import time
@@ -42,6 +49,7 @@ from test_node_ros import compressed_image
 from test_node_ros import diagnostic_values
 from test_node_ros import harness  # noqa: F401 - the module-scoped fixture
 from test_node_ros import HEIGHT
+from test_node_ros import image_array
 from test_node_ros import image_msg
 from test_node_ros import make_node  # noqa: F401 - the node factory fixture
 from test_node_ros import raw_image
@@ -53,6 +61,10 @@ from test_node_ros import WIDTH
 pytestmark = pytest.mark.ros
 
 REPEATS = 3
+# Generous waits: they end as soon as the condition holds, and on a loaded 2-core machine one
+# 64x48 frame can take seconds (these are not speed tests).
+WAIT_S = 60.0
+NEAR_M, FAR_M = 0.5, 10.0   # the node's default range mapping, used when nothing better exists
 
 
 def png_bytes(rgb):
@@ -87,57 +99,6 @@ def corrupted_png():
     return bytes(data)
 
 
-# (case name, message, expected problem kind, fragments the logged message must contain).
-# Messages that differ only in numbers share one throttle slot (e.g. no data vs. too little
-# data, 4000x2 vs. 2x4000), so each case here is a distinct problem; the variants are
-# covered in test_reliability_pipeline.py.
-RAW_CASES = [
-    ('unknown encoding', raw_image(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), 'decode',
-     ["'yuv_unknown'"]),
-    ('empty encoding', raw_image(64, 48, '', 192, b'\0' * 192 * 48), 'decode',
-     ["encoding ''"]),
-    ('float encoding as colour', raw_image(64, 48, '32FC1', 256, b'\0' * 256 * 48), 'decode',
-     ["'32FC1'"]),
-    ('step smaller than a row', raw_image(64, 48, 'rgb8', 100, b'\0' * 192 * 48), 'decode',
-     ['step 100', 'smaller than one row']),
-    ('data shorter than height x step', raw_image(64, 48, 'rgb8', 192, b'\0' * 1000), 'decode',
-     ['1000 bytes', 'height 48 x step 192']),
-    ('zero-sized 0x0', raw_image(0, 0, 'rgb8', 0, b''), 'decode', ['zero-sized', '0x0']),
-    ('yuv422 odd width', raw_image(63, 48, 'yuv422', 126, b'\x80' * 126 * 48), 'decode',
-     ['even width']),
-    ('30000x20000 declared, 100 bytes', raw_image(30000, 20000, 'rgb8', 90000, b'\0' * 100),
-     'input_size', ['30000x20000', 'max_input_pixels']),
-    ('extreme aspect 4000x2', raw_image(4000, 2, 'rgb8', 12000, b'\x80' * 24000), 'input_size',
-     ['4000x2', 'aspect ratio 2000:1', 'processing_resolution 64', '64x0']),
-]
-
-COMPRESSED_CASES = [
-    ('corrupt jpeg', compressed_image('jpeg', b'\xff\xd8\xff\xe0garbage' * 10 + b'\xff\xd9'),
-     'decode', ['corrupt jpeg']),
-    ('truncated jpeg', compressed_image('jpeg', jpeg_bytes(rgb_array())[:300]), 'decode',
-     ['truncated jpeg']),
-    ('truncated png', compressed_image('png', png_bytes(rgb_array())[:200]), 'decode',
-     ['truncated png']),
-    ('png with corrupt pixel data', compressed_image('png', corrupted_png()), 'decode',
-     ['corrupt png']),
-    ('png header declares 30000x20000', compressed_image('png', png_declaring(30000, 20000)),
-     'decode', ['30000x20000', 'limit']),
-    ('empty payload', compressed_image('jpeg', b''), 'decode', ['has no data']),
-    ('format compressedDepth',
-     compressed_image('16UC1; compressedDepth png', png_bytes(rgb_array())),
-     'decode', ['compressedDepth']),
-    ('format rvl', compressed_image('16UC1; compressedDepth rvl', b'\0' * 64), 'decode',
-     ['compressedDepth']),
-    ('format rvl alone', compressed_image('rvl', b'\0' * 64), 'decode', ["format 'rvl'"]),
-    ('format garbage', compressed_image('garbage', png_bytes(rgb_array())), 'decode',
-     ["format 'garbage'"]),
-    ('format tiff', compressed_image('tiff', b'II*\0' + b'\0' * 64), 'decode', ["format 'tiff'"]),
-    ('format says jpeg, data is png',
-     compressed_image('bgr8; jpeg compressed bgr8', png_bytes(rgb_array())), 'decode',
-     ['says jpeg', 'signature']),
-]
-
-
 def roi(x, y, width, height):
     """Return a RegionOfInterest."""
     return RegionOfInterest(x_offset=x, y_offset=y, width=width, height=height)
@@ -151,19 +112,119 @@ def info_with(**fields):
     return info
 
 
+# Case tables: (case name, message, expected problem kind, fragments the logged message must
+# contain, whether the log line is new). Messages that differ only in numbers share one
+# throttle slot (e.g. no data vs. too little data, 4000x2 vs. 2048x2): such variants are marked
+# ``VARIANT`` and may find their line already logged by the case before them.
+NEW, VARIANT = True, False
+
+# Encodings: names the converter does not know, or that are not colour.
+ENCODING_CASES = [
+    ('unknown encoding', raw_image(64, 48, 'yuv_unknown', 128, b'\0' * 128 * 48), 'decode',
+     ["'yuv_unknown'"], NEW),
+    ('empty encoding', raw_image(64, 48, '', 192, b'\0' * 192 * 48), 'decode',
+     ["encoding ''"], NEW),
+    ('float encoding as colour', raw_image(64, 48, '32FC1', 256, b'\0' * 256 * 48), 'decode',
+     ["'32FC1'"], NEW),
+    ('yuv422 odd width', raw_image(63, 48, 'yuv422', 126, b'\x80' * 126 * 48), 'decode',
+     ['even width'], NEW),
+]
+
+# Sizes: step, data length, zero, huge and extreme-aspect frames.
+SIZE_CASES = [
+    ('step smaller than a row', raw_image(64, 48, 'rgb8', 100, b'\0' * 192 * 48), 'decode',
+     ['step 100', 'smaller than one row'], NEW),
+    ('16-bit with odd step', raw_image(64, 48, 'mono16', 127, b'\0' * 127 * 48), 'decode',
+     ['step 127', 'smaller than one row', "'mono16'"], NEW),
+    ('data shorter than height x step', raw_image(64, 48, 'rgb8', 192, b'\0' * 1000), 'decode',
+     ['1000 bytes', 'height 48 x step 192'], NEW),
+    ('no data', raw_image(64, 48, 'rgb8', 192, b''), 'decode',
+     ['0 bytes', 'height 48 x step 192'], VARIANT),
+    ('zero-sized 0x0', raw_image(0, 0, 'rgb8', 0, b''), 'decode', ['zero-sized', '0x0'], NEW),
+    ('zero width', raw_image(0, 48, 'rgb8', 0, b''), 'decode', ['zero-sized'], VARIANT),
+    ('30000x20000 declared, 100 bytes', raw_image(30000, 20000, 'rgb8', 90000, b'\0' * 100),
+     'input_size', ['30000x20000', 'max_input_pixels'], NEW),
+    ('extreme aspect 4000x2', raw_image(4000, 2, 'rgb8', 12000, b'\x80' * 24000), 'input_size',
+     ['4000x2', 'aspect ratio 2000:1', 'processing_resolution 64', '64x0'], NEW),
+    # 2048x2 is 64x0 px at processing_resolution 64 as well: refused like 4000x2.
+    ('extreme aspect 2048x2', raw_image(2048, 2, 'rgb8', 6144, b'\x80' * 6144 * 2),
+     'input_size', ['aspect ratio', 'processing_resolution 64'], VARIANT),
+]
+
+
+def big_endian_mono16():
+    """Return a 64x48 big-endian mono16 gradient (high byte first on the wire)."""
+    values = (np.arange(64 * 48, dtype=np.uint32) * 21).astype('>u2').reshape(48, 64)
+    return raw_image(64, 48, 'mono16', 128, values.tobytes(), bigendian=1)
+
+
+def padded_rows():
+    """Return the test image as rgb8 with 8 bytes of padding after each 192-byte row."""
+    rows = np.concatenate([rgb_array().reshape(48, 192), np.full((48, 8), 0x40, np.uint8)], 1)
+    return raw_image(64, 48, 'rgb8', 200, rows.tobytes())
+
+
+# Unusual but valid frames: each must simply be served (name, message).
+SERVED_IMAGES = [
+    ('big-endian mono16', big_endian_mono16()),
+    ('padded rows', padded_rows()),
+    ('bgra8 with alpha', raw_image(64, 48, 'bgra8', 256, np.dstack(
+        [rgb_array()[..., ::-1], np.full((48, 64), 7, np.uint8)]).tobytes())),
+    ('1-pixel image', raw_image(1, 1, 'rgb8', 3, b'\x10\x20\x30')),
+]
+
+# Compressed streams: corrupt, truncated, oversized and mislabelled payloads.
+COMPRESSED_CASES = [
+    ('corrupt jpeg', compressed_image('jpeg', b'\xff\xd8\xff\xe0garbage' * 10 + b'\xff\xd9'),
+     'decode', ['corrupt jpeg'], NEW),
+    ('truncated jpeg', compressed_image('jpeg', jpeg_bytes(rgb_array())[:300]), 'decode',
+     ['truncated jpeg'], NEW),
+    ('jpeg garbage without end marker', compressed_image('jpeg', b'\xff\xd8\xff\xe0garbage' * 10),
+     'decode', ['truncated jpeg'], VARIANT),
+    ('truncated png', compressed_image('png', png_bytes(rgb_array())[:200]), 'decode',
+     ['truncated png'], NEW),
+    ('png cut inside its header', compressed_image('png', b'\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0'),
+     'decode', ['truncated png'], VARIANT),
+    ('png with corrupt pixel data', compressed_image('png', corrupted_png()), 'decode',
+     ['corrupt png'], NEW),
+    ('png header declares 30000x20000', compressed_image('png', png_declaring(30000, 20000)),
+     'decode', ['30000x20000', 'limit'], NEW),
+    ('empty payload', compressed_image('jpeg', b''), 'decode', ['has no data'], NEW),
+    ('format compressedDepth',
+     compressed_image('16UC1; compressedDepth png', png_bytes(rgb_array())),
+     'decode', ['compressedDepth'], NEW),
+    ('format compressedDepth rvl', compressed_image('16UC1; compressedDepth rvl', b'\0' * 64),
+     'decode', ['compressedDepth', 'rvl'], NEW),
+    ('float compressedDepth on the colour topic',
+     compressed_image('32FC1; compressedDepth png', b'\0' * 12 + b'\x89PNG'), 'decode',
+     ['compressedDepth', '32FC1'], NEW),
+    ('format rvl alone', compressed_image('rvl', b'\0' * 64), 'decode', ["format 'rvl'"], NEW),
+    ('format garbage', compressed_image('garbage', png_bytes(rgb_array())), 'decode',
+     ["format 'garbage'"], NEW),
+    ('format tiff', compressed_image('tiff', b'II*\0' + b'\0' * 64), 'decode',
+     ["format 'tiff'"], NEW),
+    ('format says jpeg, data is png',
+     compressed_image('bgr8; jpeg compressed bgr8', png_bytes(rgb_array())), 'decode',
+     ['says jpeg', 'signature'], NEW),
+    ('format says jpeg, data is random bytes',
+     compressed_image('rgb8; jpeg compressed bgr8', np.random.default_rng(0).bytes(500)),
+     'decode', ["'rgb8; jpeg", 'says jpeg', 'signature'], NEW),
+]
+
+# camera_info: uncalibrated, non-finite, mismatched, impossible ROI/binning, no size.
 CAMERA_INFO_CASES = [
     ('camera_info all zero', CameraInfo(width=64, height=48), 'camera_info',
-     ['uncalibrated', 'K is all zero']),
-    ('camera_info NaN in K', info_with(k=[math.nan] * 9), 'camera_info', ['NaN or Inf']),
-    ('camera_info Inf in P', info_with(p=[math.inf] * 12), 'camera_info', ['NaN or Inf']),
+     ['uncalibrated', 'K is all zero'], NEW),
+    ('camera_info NaN in K', info_with(k=[math.nan] * 9), 'camera_info', ['NaN or Inf'], NEW),
+    ('camera_info Inf in P', info_with(p=[math.inf] * 12), 'camera_info', ['NaN or Inf'], NEW),
     ('camera_info of another aspect', camera_info(640, 360), 'camera_info_size',
-     ['640x360', '64x48', 'aspect ratio differs']),
+     ['640x360', '64x48', 'aspect ratio differs'], NEW),
     ('camera_info ROI outside the image', info_with(roi=roi(60, 0, 40, 48)), 'camera_info',
-     ['ROI', 'does not fit']),
+     ['ROI', 'does not fit'], NEW),
     ('camera_info binning leaving no pixels', info_with(binning_x=100, binning_y=100),
-     'camera_info', ['binning 100x100', 'leaves no pixels']),
+     'camera_info', ['binning 100x100', 'leaves no pixels'], NEW),
     ('camera_info without size', info_with(width=0, height=0), 'camera_info',
-     ['size is 0x0']),
+     ['size is 0x0'], NEW),
 ]
 
 
@@ -192,21 +253,25 @@ def logged(rosout, namespace, kind, fragments):
 
 def expect_reported(harness, rosout, node, namespace, case, send):  # noqa: F811
     """Send a bad input until counted REPEATS times; check the log line and diagnostics."""
-    name, msg, kind, fragments = case
+    name, msg, kind, fragments, new = case
     channel = node.core.channels[0]
     before = channel.stats.problems[kind]
     already = len(logged(rosout, namespace, kind, fragments))
-    assert wait_for(lambda: channel.stats.problems[kind] >= before + REPEATS, 20.0, send,
+    assert wait_for(lambda: channel.stats.problems[kind] >= before + REPEATS, WAIT_S, send,
                     period=0.05), f'{name}: not counted as {kind} ({dict(channel.stats.problems)})'
-    assert wait_for(lambda: len(logged(rosout, namespace, kind, fragments)) > already, 5.0), \
-        f'{name}: no log line with {fragments}: ' + '\n'.join(
-            record.msg for record in list(rosout)[-5:])
+    if new:
+        assert wait_for(lambda: len(logged(rosout, namespace, kind, fragments)) > already,
+                        5.0), f'{name}: no log line with {fragments}: ' + '\n'.join(
+                            record.msg for record in list(rosout)[-5:])
     time.sleep(0.2)
-    lines = logged(rosout, namespace, kind, fragments)[already:]
-    assert len(lines) == 1, f'{name}: logged {len(lines)} times for {REPEATS}+ occurrences'
-    assert lines[0].level >= Log.WARN, name
+    lines = logged(rosout, namespace, kind, fragments)
+    assert lines, f'{name}: no log line with {fragments} for this or an earlier equal case'
+    new_lines = len(lines) - already
+    assert new_lines == 1 if new else new_lines <= 1, \
+        f'{name}: logged {new_lines} times for {REPEATS}+ occurrences'
+    assert all(line.level >= Log.WARN for line in lines), name
     if kind in ('decode', 'input_size'):
-        assert lines[0].level == Log.ERROR, name
+        assert all(line.level == Log.ERROR for line in lines), name
         outputs = harness.received.get(f'{namespace}/depth/image', [])
         assert not any(out.header.stamp == msg.header.stamp for out in outputs), \
             f'{name}: a refused frame was processed'
@@ -234,25 +299,85 @@ def serve_good(harness, namespace, image_pub, info_pub, seconds,  # noqa: F811
         image_pub.publish(good)
 
     return wait_for(lambda: any(msg.header.stamp == good.header.stamp
-                                for msg in harness.received[key]), 20.0, send, period=0.05)
+                                for msg in harness.received[key]), WAIT_S, send, period=0.05)
 
 
-def test_bad_raw_images(harness, rosout, make_node):  # noqa: F811
-    """Broken, zero-sized, huge and extreme-aspect Images: refused, named, counted, served."""
-    node, namespace = make_node(normal_model='')
-    harness.subscribe(namespace, ['depth/image'])
-    image_pub, info_pub = harness.camera(namespace)
-    assert serve_good(harness, namespace, image_pub, info_pub, 1.0)
-    for index, case in enumerate(RAW_CASES):
+def expect_served(harness, node, namespace, name, msg, info, send):  # noqa: F811
+    """
+    Send an unusual but valid frame until its own depth comes out; return that depth image.
+
+    Served means: the output carries the frame's stamp and frame_id, has the frame's size
+    (``output_resolution`` input), holds finite depth within [near_m, far_m] (range mapping)
+    and no problem was counted for it.
+    """
+    channel = node.core.channels[0]
+    problems = dict(channel.stats.problems)
+    key = f'{namespace}/depth/image'
+
+    def own_output():
+        return [out for out in harness.received[key] if out.header.stamp == msg.header.stamp]
+
+    assert wait_for(own_output, WAIT_S, send, period=0.05), \
+        f'{name}: not served ({dict(channel.stats.problems)})'
+    depth_msg = own_output()[-1]
+    assert depth_msg.header.frame_id == msg.header.frame_id, name
+    assert (depth_msg.height, depth_msg.width, depth_msg.encoding) == (
+        msg.height, msg.width, '32FC1'), name
+    depth = image_array(depth_msg)
+    assert np.isfinite(depth).all(), name
+    assert ((depth >= NEAR_M - 1e-5) & (depth <= FAR_M + 1e-5)).all(), name
+    assert dict(channel.stats.problems) == problems, f'{name}: counted as a problem'
+    assert node.core.worker_running(), name
+    return depth_msg
+
+
+def run_refused(harness, rosout, node, namespace, cases, image_pub, info_pub, start):  # noqa: F811
+    """Send each refused raw-image case, then prove a good frame is served again."""
+    for index, case in enumerate(cases):
         msg = case[1]
-        msg.header.stamp = stamp_of(10.0 + index)
+        msg.header.stamp = stamp_of(start + index)
 
         def send():
             info_pub.publish(camera_info())
             image_pub.publish(msg)
 
         expect_reported(harness, rosout, node, namespace, case, send)
-        assert serve_good(harness, namespace, image_pub, info_pub, 100.0 + index), case[0]
+        assert serve_good(harness, namespace, image_pub, info_pub, start + 100.0 + index), \
+            case[0]
+
+
+# Encodings ---------------------------------------------------------------------------------
+
+def test_bad_encodings(harness, rosout, make_node):  # noqa: F811
+    """Unknown, empty, float and odd-width yuv422 encodings: refused, named, counted, served."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    image_pub, info_pub = harness.camera(namespace)
+    assert serve_good(harness, namespace, image_pub, info_pub, 1.0)
+    run_refused(harness, rosout, node, namespace, ENCODING_CASES, image_pub, info_pub, 10.0)
+
+
+@pytest.mark.parametrize('name,msg', SERVED_IMAGES, ids=[case[0] for case in SERVED_IMAGES])
+def test_unusual_valid_images_are_served(harness, make_node, name, msg):  # noqa: F811
+    """Big-endian 16-bit, padded rows, alpha and a single pixel: each frame is served."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    image_pub, info_pub = harness.camera(namespace)
+    msg.header.stamp = stamp_of(20.0)
+    info = camera_info(msg.width, msg.height, stamp=msg.header.stamp)
+    expect_served(harness, node, namespace, name, msg, info,
+                  lambda: (info_pub.publish(info), image_pub.publish(msg)))
+
+
+# Sizes -------------------------------------------------------------------------------------
+
+def test_bad_sizes(harness, rosout, make_node):  # noqa: F811
+    """Short step/data, zero-sized, huge and extreme-aspect Images: refused, named, served."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image'])
+    image_pub, info_pub = harness.camera(namespace)
+    assert serve_good(harness, namespace, image_pub, info_pub, 1.0)
+    run_refused(harness, rosout, node, namespace, SIZE_CASES, image_pub, info_pub, 10.0)
 
 
 def test_large_valid_image_above_max_input_pixels(harness, rosout, make_node):  # noqa: F811
@@ -264,7 +389,7 @@ def test_large_valid_image_above_max_input_pixels(harness, rosout, make_node):  
     assert result.successful
     big = image_msg(rgb_array(160, 120), stamp_of(5.0))
     case = ('160x120 valid, limit 10000', big, 'input_size',
-            ['160x120', 'max_input_pixels = 10000', 'refused before decoding'])
+            ['160x120', 'max_input_pixels = 10000', 'refused before decoding'], NEW)
     expect_reported(harness, rosout, node, namespace, case,
                     lambda: (info_pub.publish(camera_info(160, 120)), image_pub.publish(big)))
     assert serve_good(harness, namespace, image_pub, info_pub, 6.0)   # 64x48 = 3072 px
@@ -273,11 +398,12 @@ def test_large_valid_image_above_max_input_pixels(harness, rosout, make_node):  
     result = node.set_parameters([Parameter('max_input_pixels', value=100000)])[0]
     assert result.successful
     big.header.stamp = stamp_of(7.0)
-    key = f'{namespace}/depth/image'
-    assert wait_for(lambda: any(msg.header.stamp == stamp_of(7.0)
-                                for msg in harness.received[key]), 20.0,
-                    lambda: (info_pub.publish(camera_info(160, 120)), image_pub.publish(big)))
+    info = camera_info(160, 120)
+    expect_served(harness, node, namespace, '160x120 under a raised limit', big, info,
+                  lambda: (info_pub.publish(info), image_pub.publish(big)))
 
+
+# Compressed streams ------------------------------------------------------------------------
 
 def test_bad_compressed_images(harness, rosout, make_node):  # noqa: F811
     """Corrupt, truncated, oversized and mislabelled CompressedImages (wrong `format`)."""
@@ -293,16 +419,18 @@ def test_bad_compressed_images(harness, rosout, make_node):  # noqa: F811
                           compressed_input=True), case[0]
 
 
+# camera_info -------------------------------------------------------------------------------
+
 def test_bad_camera_info(harness, rosout, make_node):  # noqa: F811
     """Missing/zero/NaN/odd-sized/binned/ROI camera_info: depth still served, no cloud, named."""
     node, namespace = make_node(normal_model='')
     harness.subscribe(namespace, ['depth/image', 'points'])
     image_pub, info_pub = harness.camera(namespace)
     frame = image_msg(rgb_array(), stamp_of(1.0))
-    missing = ('camera_info missing', None, 'camera_info', ['no camera_info received'])
+    missing = ('camera_info missing', None, 'camera_info', ['no camera_info received'], NEW)
     expect_reported(harness, rosout, node, namespace, missing, lambda: image_pub.publish(frame))
     for index, case in enumerate(CAMERA_INFO_CASES):
-        name, info, kind, _ = case
+        name, info, kind = case[:3]
         points = len(harness.received[f'{namespace}/points'])
         frame = image_msg(rgb_array(), stamp_of(10.0 + index))
 
@@ -318,6 +446,27 @@ def test_bad_camera_info(harness, rosout, make_node):  # noqa: F811
             assert not any(msg.header.stamp == frame.header.stamp
                            for msg in harness.received[f'{namespace}/points'][points:]), name
         assert serve_good(harness, namespace, image_pub, info_pub, 100.0 + index), name
+
+
+def test_camera_info_of_another_size_same_aspect_is_served(harness, make_node):  # noqa: F811
+    """A 640x480 calibration of the 64x48 stream: served, K scaled by 1/10, nothing reported."""
+    node, namespace = make_node(normal_model='')
+    harness.subscribe(namespace, ['depth/image', 'depth/camera_info', 'points'])
+    image_pub, info_pub = harness.camera(namespace)
+    frame = image_msg(rgb_array(), stamp_of(30.0))
+    info = camera_info(640, 480, stamp=frame.header.stamp)
+    expect_served(harness, node, namespace, 'camera_info of another size', frame, info,
+                  lambda: (info_pub.publish(info), image_pub.publish(frame)))
+    key = f'{namespace}/depth/camera_info'
+    assert wait_for(lambda: any(out.header.stamp == frame.header.stamp
+                                for out in harness.received[key]), 10.0)
+    out = [out for out in harness.received[key] if out.header.stamp == frame.header.stamp][-1]
+    # Pixel-centre rule: c' = (c + 0.5) s - 0.5, f' = f s; camera_info(640, 480) is the 64x48
+    # calibration scaled by 10, so scaling it back gives the 64x48 calibration.
+    assert (out.width, out.height) == (WIDTH, HEIGHT)
+    assert list(out.k) == pytest.approx(list(camera_info().k), abs=1e-9)
+    assert wait_for(lambda: any(out.header.stamp == frame.header.stamp
+                                for out in harness.received[f'{namespace}/points']), 10.0)
 
 
 @pytest.mark.parametrize('variant', ['binning', 'roi', 'binning_x only'])
@@ -346,7 +495,7 @@ def test_binning_and_roi_are_applied(harness, make_node, variant):  # noqa: F811
         size_problems = 1
     frame = image_msg(rgb_array(), stamp_of(3.0))
     key = f'{namespace}/depth/camera_info'
-    assert wait_for(lambda: harness.received[key], 20.0,
+    assert wait_for(lambda: harness.received[key], WAIT_S,
                     lambda: (info_pub.publish(full), image_pub.publish(frame)))
     info = harness.received[key][-1]
     assert (info.width, info.height) == (WIDTH, HEIGHT)
@@ -355,6 +504,8 @@ def test_binning_and_roi_are_applied(harness, make_node, variant):  # noqa: F811
     assert problems['camera_info'] == 0
     assert min(problems['camera_info_size'], 1) == size_problems
 
+
+# Metric references -------------------------------------------------------------------------
 
 def depth_reference(depth_m, stamp, frame_id='camera_optical', encoding='32FC1'):
     """Return a metric reference Image of ``depth_m`` (float32 metres)."""
@@ -368,16 +519,16 @@ def depth_reference(depth_m, stamp, frame_id='camera_optical', encoding='32FC1')
 REFERENCE_CASES = [
     ('reference from another frame_id',
      lambda stamp: depth_reference(np.full((HEIGHT, WIDTH), 2.0), stamp, 'lidar_link'),
-     'reference', ["'lidar_link'", "'camera_optical'", 'ignored']),
+     'reference', ["'lidar_link'", "'camera_optical'", 'ignored'], NEW),
     ('reference all NaN, Inf or negative',
      lambda stamp: depth_reference(np.tile(np.array([np.nan, np.inf, -np.inf, -1.0]),
                                            (HEIGHT, WIDTH // 4)), stamp),
-     'reference', ['rejected', 'too few reference points', 'non-finite or non-positive']),
+     'reference', ['rejected', 'too few reference points', 'non-finite or non-positive'], NEW),
     ('reference in a colour encoding',
      lambda stamp: Image(height=HEIGHT, width=WIDTH, encoding='rgb8', step=WIDTH * 3,
                          data=bytes(WIDTH * HEIGHT * 3), header=depth_reference(
                              np.ones((1, 1)), stamp).header),
-     'reference', ["'rgb8'", 'not metric depth']),
+     'reference', ["'rgb8'", 'not metric depth'], NEW),
 ]
 
 
@@ -395,7 +546,9 @@ def test_bad_metric_references_are_not_used(harness, rosout, make_node):  # noqa
         def send():
             stamp = stamp_of(float(next(stamps)))
             ref_pub.publish(make_reference(stamp))
-            time.sleep(0.02)
+            # A frame processed before its reference arrived falls back without a problem
+            # (nothing to judge yet): give the reference a head start on loaded machines.
+            time.sleep(0.1)
             info_pub.publish(camera_info(stamp=stamp))
             image_pub.publish(image_msg(rgb_array(), stamp))
 
@@ -403,8 +556,10 @@ def test_bad_metric_references_are_not_used(harness, rosout, make_node):  # noqa
         report = node.core.pipeline.scale_status()
         assert report.source == 'fallback', (case[0], report)
         # The range mapping [0.5, 10] m is used, never a scale from the bad reference.
-        assert (report.scale, report.shift) == pytest.approx((9.5, 0.5)), case[0]
+        assert (report.scale, report.shift) == pytest.approx((FAR_M - NEAR_M, NEAR_M)), case[0]
 
+
+# Time --------------------------------------------------------------------------------------
 
 def test_time_going_backwards_is_reported_and_served(harness, rosout, make_node):  # noqa: F811
     """A bag loop (stamps jump back) is reported as a warning; those frames are still served."""
@@ -412,8 +567,9 @@ def test_time_going_backwards_is_reported_and_served(harness, rosout, make_node)
     harness.subscribe(namespace, ['depth/image'])
     image_pub, info_pub = harness.camera(namespace)
     assert serve_good(harness, namespace, image_pub, info_pub, 500.0)
-    seconds = iter([10.0, 500.0, 10.5, 500.5, 11.0, 501.0, 11.5, 501.5] * 4)
-    case = ('time going backwards', None, 'time_backwards', ['went backwards by', 'bag loop'])
+    sent = [10.0, 500.0, 10.5, 500.5, 11.0, 501.0, 11.5, 501.5] * 4
+    seconds = itertools.cycle(sent)
+    kind, fragments = 'time_backwards', ['went backwards by', 'bag loop']
 
     def send():
         stamp = stamp_of(next(seconds))
@@ -422,13 +578,20 @@ def test_time_going_backwards_is_reported_and_served(harness, rosout, make_node)
 
     channel = node.core.channels[0]
     processed = channel.stats.processed
-    name, _, kind, fragments = case
-    assert wait_for(lambda: channel.stats.problems[kind] >= REPEATS, 30.0, send, period=0.3)
+    assert wait_for(lambda: channel.stats.problems[kind] >= REPEATS, WAIT_S, send, period=0.3)
     assert channel.stats.processed >= processed + REPEATS
+    # The frames that went backwards themselves came out, not only the ones after them.
+    key = f'{namespace}/depth/image'
+    backwards = {(int(value), int(value % 1 * 1e9)) for value in sent if value < 500.0}
+    assert wait_for(lambda: any((out.header.stamp.sec, out.header.stamp.nanosec) in backwards
+                                for out in harness.received[key]), 10.0)
+    assert set(channel.stats.problems) <= {'time_backwards'}, dict(channel.stats.problems)
     time.sleep(0.2)
     lines = logged(rosout, namespace, kind, fragments)
     assert len(lines) == 1 and lines[0].level == Log.WARN, [line.msg for line in lines]
 
+
+# Runtime parameters ------------------------------------------------------------------------
 
 def test_runtime_parameters_out_of_range_are_refused(harness, rosout, make_node):  # noqa: F811
     """Out-of-range runtime values: refused with the reason, logged, the node keeps serving."""
@@ -441,16 +604,19 @@ def test_runtime_parameters_out_of_range_are_refused(harness, rosout, make_node)
                ('max_input_pixels', 0), ('scale_mode', 'lidar'),
                ('output_resolution', 'native'), ('voxel_size', -0.1)]
     for name, value in refused:
+        before = node.get_parameter(name).value
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful, (name, value)
         assert name in result.reason, (name, result.reason)
-        assert node.get_parameter(name).value != value
+        assert node.get_parameter(name).value == before, name
     assert wait_for(lambda: any('rejected parameter change' in record.msg
                                 and 'scale_mode' in record.msg for record in list(rosout)), 5.0)
     assert serve_good(harness, namespace, image_pub, info_pub, 1.0)
     status = f'{namespace}/genpercept_node: camera'
     assert wait_for(lambda: diagnostic_values(harness, status).get('errors_total') == '0', 5.0)
 
+
+# Model failures ----------------------------------------------------------------------------
 
 def test_out_of_memory_frees_the_cache_and_is_counted(harness, rosout, make_node):  # noqa: F811
     """OOM in inference: logged once, cache freed (predictor.free_memory), counted, served."""
@@ -476,7 +642,7 @@ def test_out_of_memory_frees_the_cache_and_is_counted(harness, rosout, make_node
     predictor.predict, predictor.free_memory = predict_out_of_memory, free_memory
     frame = image_msg(rgb_array(), stamp_of(1.0))
     case = ('CUDA out of memory', frame, 'out_of_memory',
-            ['ran out of memory', 'cache freed', 'processing_resolution'])
+            ['ran out of memory', 'cache freed', 'processing_resolution'], NEW)
     expect_reported(harness, rosout, node, namespace, case,
                     lambda: (info_pub.publish(camera_info()), image_pub.publish(frame)))
     assert len(freed) == REPEATS

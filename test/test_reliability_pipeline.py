@@ -132,9 +132,11 @@ def test_large_valid_image_refused_from_its_header():
     with pytest.raises(FrameSizeError) as error:
         decode_image(msg, max_pixels=DEFAULTS['max_input_pixels'])
     assert '4097x4096' in str(error.value) and 'max_input_pixels' in str(error.value)
-    # Without a limit the same message decodes (the limit is what refused it).
-    assert decode_image(Image(width=64, height=48, encoding='mono8', step=64,
-                              data=bytes(64 * 48)), max_pixels=3072).shape == (48, 64, 3)
+    # Within the limit a mono8 message decodes (the limit is what refused it): grey -> RGB.
+    gray = (np.arange(64 * 48) % 251).astype(np.uint8).reshape(48, 64)
+    rgb = decode_image(Image(width=64, height=48, encoding='mono8', step=64,
+                             data=gray.tobytes()), max_pixels=3072)
+    np.testing.assert_array_equal(rgb, np.repeat(gray[:, :, None], 3, axis=2))
 
 
 def test_declared_sizes_refused_before_reading_data():

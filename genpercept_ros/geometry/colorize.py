@@ -16,7 +16,9 @@
 Visualisations: the reference's Spectral depth colouring and (n + 1) / 2 normal colouring.
 
 Spectral is rebuilt from its 11 ColorBrewer anchor colours (linear interpolation over a
-256-entry table, like matplotlib) so no plotting library is needed at runtime.
+256-entry table, like matplotlib). Hand-written on purpose: matplotlib is a test-only
+dependency (too heavy for a node that only needs one table); the table is checked byte for byte
+against ``matplotlib.colormaps['Spectral']`` in the tests.
 """
 
 import numpy as np

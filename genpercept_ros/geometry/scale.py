@@ -19,6 +19,13 @@ GenPercept depth is affine-invariant: depth variants are linear in metric depth 
 disparity variants are linear in inverse depth (near = 1). Both need a per-frame scale and
 shift, fitted in the space the model is linear in (depth space for depth variants, disparity
 space for disparity variants), exactly as the reference evaluation aligns them.
+
+The MSAC fit is hand-written on purpose: no kept numpy-only library offers a robust 1-D affine
+fit with a relative residual and a truncated-quadratic (MSAC) score. scikit-learn's
+RANSACRegressor would take a custom loss but scores hypotheses by inlier count (plain RANSAC),
+and would add scikit-learn and SciPy to a layer that is numpy only; OpenCV's robust estimators
+are for 2-D/3-D point sets (``estimateAffine2D``) or orthogonal-distance lines (``fitLine``),
+not ``y = s r + t`` with ``|s r + t - y| / y`` residuals.
 """
 
 from dataclasses import dataclass

@@ -90,6 +90,9 @@ _MODEL_ARGUMENTS = (
            choices=_variants('normal_model')),
     _param('device', "Torch device: 'auto', 'cpu', 'cuda' or 'cuda:N'."),
     _param('dtype', 'Inference precision.', choices=PARAMETER_SPECS['dtype'].choices),
+    _param('acceleration', 'Fast path: auto, eager, compile, cuda_graphs, compile+cuda_graphs '
+           '(each checked against eager; eager on failure).',
+           choices=PARAMETER_SPECS['acceleration'].choices),
     _param('processing_resolution', 'Longest edge fed to the model in pixels (0 = native); '
            'lower is faster.'),
     _param('output_resolution', "Publish at the camera ('input') or model resolution.",

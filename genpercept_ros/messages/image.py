@@ -12,7 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""sensor_msgs/Image and CompressedImage <-> numpy, vectorised, without cv_bridge."""
+"""
+sensor_msgs/Image and CompressedImage <-> numpy, vectorised, without cv_bridge.
+
+Hand-written on purpose: ROS 2's cv_bridge is not on PyPI (the PyPI ``cv-bridge`` is the ROS 1
+package), and the node must run from the PyPI wheels as well as from a ROS install.
+"""
 
 import io
 import re

@@ -26,6 +26,10 @@ import gc
 import threading
 import time
 
+from genpercept_ros.model.acceleration import Accelerator
+from genpercept_ros.model.acceleration import check_frames
+from genpercept_ros.model.acceleration import cuda_device_scope
+from genpercept_ros.model.acceleration import record_event
 from genpercept_ros.model.conditioning import empty_prompt_embedding
 from genpercept_ros.model.loaders import load_dpt_head
 from genpercept_ros.model.loaders import load_scheduler
@@ -34,6 +38,8 @@ from genpercept_ros.model.loaders import load_vae
 from genpercept_ros.model.postprocess import normals_to_optical
 from genpercept_ros.model.postprocess import postprocess
 from genpercept_ros.model.postprocess import raw_layout
+from genpercept_ros.model.precision import keep_dpt_head_output_fp32
+from genpercept_ros.model.precision import keep_vae_decoder_output_fp32
 from genpercept_ros.model.preprocess import preprocess_float
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
@@ -161,7 +167,7 @@ class GenPerceptPredictor:
 
     def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
                  channels_last=False, max_batch_size=8, model_root=None, profile=False,
-                 steps=None):
+                 steps=None, acceleration='eager', warn=None, compile_mode=None):
         self._specs = specs                      # task -> ModelSpec
         self._unets = unets                      # task -> UNet2DConditionModel
         self._heads = heads                      # task -> DPTHead
@@ -181,24 +187,44 @@ class GenPerceptPredictor:
         self._vae_dtype = vae_dtype_for(dtype)
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.max_batch_size = max(1, int(max_batch_size))
+        # Decode both tasks' latents in one call (see _decode): on CUDA, where it saves a
+        # decoder's worth of kernel launches. Off on a CPU, where it gains nothing and batched
+        # convolution kernels would make depth differ in the last bits (~1e-6) between a
+        # depth-only and a depth + normal predictor. Off also halves the decoder's activation
+        # peak of depth + normal runs.
+        self.batch_decoders = torch.device(device).type == 'cuda'
         self.model_root = model_root
         self.profile = profile
         self._features = {}
         self._pinned = {}
         self._predict_lock = threading.Lock()
+        # The decoders' last layers run in fp32 whatever the dtype (model/precision.py).
+        for vae in vaes.values():
+            keep_vae_decoder_output_fp32(vae)
+        for head in heads.values():
+            keep_dpt_head_output_fp32(head)
         for task, spec in specs.items():
             if spec.has_dpt_head:
                 self._install_feature_taps(task, unets[task])
+        self._accelerator = Accelerator(self, acceleration, warn=warn,
+                                        compile_mode=compile_mode)
 
     @classmethod
     def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
                         device=None, dtype=None, allow_pickle=False, channels_last=False,
-                        torch_compile=False, max_batch_size=8, profile=False):
+                        torch_compile=False, max_batch_size=8, profile=False,
+                        acceleration='eager', warn=None, compile_mode=None, progress=None):
         """
         Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
 
-        Raises WeightsError for missing/corrupt/mismatched weights and ValueError for bad
-        arguments.
+        ``acceleration``: one of ``model.acceleration.ACCELERATIONS`` ('auto', 'eager',
+        'compile', 'cuda_graphs', 'compile+cuda_graphs'); a fast path is checked against eager
+        on the warm-up frame of each new input shape and falls back to eager, calling
+        ``warn(message)`` once, on any error or mismatch (see :attr:`acceleration`).
+        ``torch_compile=True`` is the old unchecked compile (benchmarks). ``progress``, when
+        given, is called as ``progress(done, total, label)`` before each component loads and
+        once at the end (``done == total``), for progress bars. Raises WeightsError for
+        missing/corrupt/mismatched weights and ValueError for bad arguments.
         """
         specs = {}
         if depth_model:
@@ -213,9 +239,19 @@ class GenPerceptPredictor:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle)
         unets, heads, vaes, conditionings, steps = {}, {}, {}, {}, {}
+        total = (len({(s.text_repo, s.conditioning) for s in specs.values()})
+                 + len({(s.vae_repo, s.vae_subfolder) for s in specs.values()})
+                 + len(specs) + sum(1 for s in specs.values() if s.has_dpt_head))
+        done = [0]
+
+        def step(label):
+            if progress is not None:
+                progress(done[0], total, label)
+            done[0] += 1
         for spec in specs.values():
             key = (spec.text_repo, spec.conditioning)
             if key not in conditionings:
+                step('text encoder')
                 embedding = empty_prompt_embedding(
                     locator, spec.conditioning, spec.text_repo).to(device, dtype)
                 # Equal text encoders (copies of SD 2's) give one shared tensor.
@@ -224,12 +260,16 @@ class GenPerceptPredictor:
                      and torch.equal(known, embedding)), embedding)
             key = (spec.vae_repo, spec.vae_subfolder)
             if key not in vaes:
-                vae = place_module(load_vae(locator, *key), device, vae_dtype, memory_format)
+                step('VAE')
+                # fp32 tails taken before the cast keep the checkpoint's values exactly.
+                vae = place_module(keep_vae_decoder_output_fp32(load_vae(locator, *key)),
+                                   device, vae_dtype, memory_format)
                 # Copies of the same VAE weights in several repos become one module.
                 vaes[key] = next((known for known in vaes.values() if _same_weights(known, vae)),
                                  vae)
                 del vae
         for task, spec in specs.items():
+            step(f'{spec.name} UNet')
             unet = load_unet(locator, spec)
             width = conditionings[(spec.text_repo, spec.conditioning)].shape[-1]
             if unet.config.cross_attention_dim != width:
@@ -241,12 +281,17 @@ class GenPerceptPredictor:
             steps[task] = denoising_step(spec, scheduler)
             unets[task] = place_module(unet, device, dtype, memory_format)
             if spec.has_dpt_head:
+                step(f'{spec.name} DPT head')
                 heads[task] = place_module(
-                    load_dpt_head(locator, spec), device, dtype, memory_format)
+                    keep_dpt_head_output_fp32(load_dpt_head(locator, spec)), device, dtype,
+                    memory_format)
         gc.collect()
+        if progress is not None:
+            progress(total, total, 'done')
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
-                        model_root=model_root, profile=profile, steps=steps)
+                        model_root=model_root, profile=profile, steps=steps,
+                        acceleration=acceleration, warn=warn, compile_mode=compile_mode)
         if torch_compile:
             predictor.compile_models()
         return predictor
@@ -261,6 +306,11 @@ class GenPerceptPredictor:
     def normal_spec(self):
         """Return the normal ModelSpec, or None when normals are disabled."""
         return self._specs.get('normal')
+
+    @property
+    def acceleration(self):
+        """Return the AccelerationStatus: requested and active path, why, and the checks."""
+        return self._accelerator.status
 
     @property
     def device(self):
@@ -380,7 +430,8 @@ class GenPerceptPredictor:
             return output
         raise ValueError(f'unknown x0 rule {x0_from!r}')
 
-    def _run_task(self, task, latents, out_size, watch, return_raw):
+    def _denoise(self, task, latents, watch):
+        """Return ('pred', head output) for DPT-head tasks, else ('latent', VAE input)."""
         spec = self._specs[task]
         unet = self._unets[task]
         batch = latents.shape[0]
@@ -399,15 +450,40 @@ class GenPerceptPredictor:
                 finally:
                     store.clear()   # never keep activations alive after an error (OOM)
             with watch.stage('head'):
-                pred = self._heads[task](features)[:, None]
-        else:
-            with watch.stage('unet'):
-                output = unet(sample, self._timestep(task, batch), encoder_hidden_states=cond,
-                              **extra).sample
+                return 'pred', self._heads[task](features)[:, None]
+        with watch.stage('unet'):
+            output = unet(sample, self._timestep(task, batch), encoder_hidden_states=cond,
+                          **extra).sample
+            scale = self._latent_scales[id(self._vae_for(task))]
+            return 'latent', self._x0(task, output).to(self._vae_dtype) / scale
+
+    def _decode(self, latents, watch):
+        """
+        Decode {task: latent} with each task's VAE; return {task: [B, 3, h, w] fp32}.
+
+        Tasks sharing a VAE (depth and normals) are decoded in one batched call when
+        ``batch_decoders`` is on: one decoder launch sequence instead of two (the decoder is
+        ~55 % of the work, performance-anchors.md); GroupNorm is per image, so each image's
+        result is the same as decoding it alone, up to kernel choice.
+        """
+        by_vae = {}
+        for task in latents:
             vae = self._vae_for(task)
-            with watch.stage('decode'):
-                latent = self._x0(task, output).to(self._vae_dtype) / self._latent_scales[id(vae)]
-                pred = vae.decoder(vae.post_quant_conv(latent))
+            by_vae.setdefault(id(vae), (vae, []))[1].append(task)
+        preds = {}
+        with watch.stage('decode'):
+            for vae, tasks in by_vae.values():
+                chunks = [tasks] if self.batch_decoders else [[task] for task in tasks]
+                for chunk in chunks:
+                    stacked = torch.cat([latents[task] for task in chunk]) if len(chunk) > 1 \
+                        else latents[chunk[0]]
+                    decoded = vae.decoder(vae.post_quant_conv(stacked))
+                    for task, pred in zip(chunk, decoded.chunk(len(chunk))):
+                        preds[task] = pred
+        return preds
+
+    def _finish(self, task, pred, out_size, watch, return_raw):
+        spec = self._specs[task]
         with watch.stage('postprocess'):
             raw = postprocess(spec.postprocess, pred, spec.channel_mean, out_size)
             if spec.task == 'depth':
@@ -440,8 +516,7 @@ class GenPerceptPredictor:
             for index, image in enumerate(images):
                 host[index] = image        # any strides (e.g. a BGR -> RGB view)
             batch = slot[0].to(self._device, non_blocking=True)
-            slot[1] = torch.cuda.Event()
-            slot[1].record()
+            slot[1] = record_event(self._device)
         else:
             batch = torch.from_numpy(np.stack(images))
         return batch.permute(0, 3, 1, 2)
@@ -470,8 +545,15 @@ class GenPerceptPredictor:
                 self._specs[task].family == LOTUS_D for task in group)
             with watch.stage('encode'):
                 latents = self._encode(vae, pixels, sample)
+            pending = {}
             for task in group:
-                results[task] = self._run_task(task, latents, out_size, watch, return_raw)
+                kind, value = self._denoise(task, latents, watch)
+                if kind == 'pred':
+                    results[task] = self._finish(task, value, out_size, watch, return_raw)
+                else:
+                    pending[task] = value
+            for task, pred in self._decode(pending, watch).items():
+                results[task] = self._finish(task, pred, out_size, watch, return_raw)
         with watch.stage('to_host'):
             host = {task: {key: value.cpu().numpy() for key, value in result.items()}
                     for task, result in results.items()}
@@ -490,7 +572,9 @@ class GenPerceptPredictor:
         ``tasks``: subset of the enabled tasks (default: all). ``return_raw=False`` skips the
         extra copy of ``normal_raw`` (left None); ``depth_raw`` is the depth array itself.
         """
-        with self._predict_lock:   # the feature taps and staging buffers are per predictor
+        with self._predict_lock, cuda_device_scope(self._device):
+            # One predict at a time: the feature taps, staging buffers and graphs are per
+            # predictor. Everything CUDA runs under the predictor's device (cuda:N).
             return self._predict(images, processing_resolution, output_resolution, tasks,
                                  return_raw)
 
@@ -507,10 +591,36 @@ class GenPerceptPredictor:
                              f'{list(self.tasks)}')
         for image in images:
             processing_size(image.shape[0], image.shape[1], processing_resolution)
-        watch = Stopwatch(self._device, self.profile)
         groups = {}
         for index, image in enumerate(images):
-            groups.setdefault(tuple(image.shape[:2]), []).append(index)
+            groups.setdefault(tuple(int(n) for n in image.shape[:2]), []).append(index)
+        arguments = (groups, tasks, processing_resolution, output_resolution)
+        accelerator = self._accelerator
+        signature = (tuple((shape, len(indices)) for shape, indices in groups.items()),
+                     processing_resolution, output_resolution, tasks)
+        if accelerator.needs_prepare(signature):
+            # Warm-up (compile / capture) and check of the fast path on frames of these shapes.
+            warmup = [None] * len(images)
+            for (height, width), indices in groups.items():
+                for index, frame in zip(indices, check_frames(height, width, len(indices))):
+                    warmup[index] = frame
+            accelerator.prepare(signature, lambda: self._run_all(warmup, *arguments, True))
+        if accelerator.active == 'eager':
+            output = self._run_all(images, *arguments, return_raw)
+        else:
+            try:
+                output = self._run_all(images, *arguments, return_raw)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:  # noqa: B902 - a fast path failing means eager
+                accelerator.fail(error)
+                output = self._run_all(images, *arguments, return_raw)
+        output.timings['total'] = time.perf_counter() - started
+        return output
+
+    def _run_all(self, images, groups, tasks, processing_resolution, output_resolution,
+                 return_raw):
+        watch = Stopwatch(self._device, self.profile)
         per_image = [None] * len(images)
         for indices in groups.values():
             for start in range(0, len(indices), self.max_batch_size):
@@ -533,6 +643,5 @@ class GenPerceptPredictor:
             if return_raw:
                 output.normal_raw = [entry[1]['normal']['raw'] for entry in per_image]
             output.normal_model = self._specs['normal'].name
-        watch.totals['total'] = time.perf_counter() - started
         output.timings = watch.totals
         return output

@@ -142,7 +142,8 @@ class NodeCore:
             depth_model=params['depth_model'] or None,
             normal_model=params['normal_model'] or None,
             model_root=params['model_root'] or None, device=device, dtype=dtype,
-            allow_pickle=params['allow_pickle'])
+            allow_pickle=params['allow_pickle'], acceleration=params['acceleration'],
+            warn=self.logger.warning)
         self.load_time_s = time.monotonic() - start
         self.weights = weights_origin(params['model_root'] or None,
                                       [name for name in (params['depth_model'],
@@ -263,6 +264,8 @@ class NodeCore:
                 'normal_model': self.params['normal_model'] or 'disabled',
                 'model_root': self.params['model_root'] or 'huggingface cache',
                 'device': str(self.device), 'dtype': str(self.dtype),
+                'acceleration': predictor.acceleration.active,
+                'acceleration_reason': predictor.acceleration.summary(),
                 'load_time_s': f'{self.load_time_s:.3f}',
                 'processing_resolution': str(self.settings.processing_resolution),
                 'output_resolution': self.settings.output_resolution,

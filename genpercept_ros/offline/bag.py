@@ -20,11 +20,17 @@ messages the node publishes (same `FramePipeline`, so the same types, headers an
 under the image topic's namespace (``/cam/image_raw`` -> ``/cam/depth/image``, ...), each
 written with the bag time of its image.
 
-Camera info: with ``--camera-info-topic`` named explicitly, a bag without that topic is an error.
-When the topic is only the default guess (``<namespace>/camera_info``) and the bag lacks it,
+Inputs come from beside the image topic whatever ``--output-namespace`` says: camera_info from
+``<image namespace>/camera_info`` and the metric references from ``<image namespace>/reference/``.
+With ``--camera-info-topic`` named explicitly, a bag without that topic is an error.
+When the topic is only the default guess (``<image namespace>/camera_info``) and the bag lacks it,
 depth and normals are still written, without point clouds or ``depth/camera_info``, and a
 warning says so. Each image is paired with the camera_info of the same stamp, else the nearest.
 ``--camera-info FILE.yaml`` (camera_calibration format) supplies one for bags without any.
+
+Random weights (a model root marked by ``genpercept make-tiny-weights``) are announced on stdout
+and recorded in the output bag's metadata (``custom_data``: ``genpercept.predictions_meaningful``
+``false`` and ``genpercept.random_weights`` with the reason).
 
 ``-p scale_mode=reference`` feeds ``<namespace>/reference/depth`` (+ ``reference/camera_info``)
 or ``reference/points`` (``-p reference_type=points``) to the pipeline in bag order, exactly as
@@ -41,8 +47,13 @@ from .bag_io import BagReader
 from .bag_io import BagWriter
 from .bag_io import stamp_ns
 from .common import add_model_arguments
+from .common import add_parameter_arguments
 from .common import check_model_arguments
 from .common import load_predictor
+from .common import node_parameters
+from .common import pipeline_settings
+from .common import random_weights_banner
+from .common import random_weights_reason
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -59,22 +70,22 @@ def add_arguments(parser):
                         help='sensor_msgs/Image or sensor_msgs/CompressedImage topic, e.g. '
                              '/cam/image_raw or /cam/image_raw/compressed')
     parser.add_argument('--camera-info-topic', default=None,
-                        help='CameraInfo topic (default: <namespace>/camera_info; when given '
-                             'explicitly it must exist in the bag)')
+                        help='CameraInfo topic (default: camera_info beside the image topic, '
+                             'e.g. /cam/camera_info; when given explicitly it must exist in the '
+                             'bag)')
     parser.add_argument('--camera-info', default=None, metavar='FILE.yaml',
                         help='camera_calibration YAML to use for every frame instead of a '
                              'camera_info topic (for bags recorded without one)')
     parser.add_argument('--output-namespace', default=None,
                         help='namespace of the output topics (default: that of the image topic, '
-                             'e.g. /cam for /cam/image_raw)')
+                             'e.g. /cam for /cam/image_raw); inputs are always read beside the '
+                             'image topic')
     parser.add_argument('--storage', default='same', choices=('same', 'sqlite3', 'mcap'),
                         help='storage of the output bag (default: as the input)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace OUTPUT_BAG when it exists')
-    parser.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
-                        help='node parameter for the outputs (scale_mode, near_m, far_m, '
-                             'cloud_decimation, cloud_color, ...), repeatable')
     add_model_arguments(parser)
+    add_parameter_arguments(parser)
 
 
 def split_image_topic(topic):
@@ -91,32 +102,6 @@ def output_topic(namespace, relative):
     if relative.startswith('/'):
         return relative
     return f'{namespace.rstrip("/")}/{relative}'
-
-
-# Node parameters that have their own command-line option here.
-OPTION_PARAMETERS = {
-    'model_root': '--model-root', 'depth_model': '--depth-model',
-    'normal_model': '--normal-model', 'device': '--device', 'dtype': '--dtype',
-    'allow_pickle': '--allow-pickle', 'processing_resolution': '--processing-resolution',
-    'output_resolution': '--output-resolution'}
-
-
-def parse_params(items):
-    """Turn ``NAME=VALUE`` strings into a dict with YAML-typed values; ValueError on bad ones."""
-    import yaml
-    params = {}
-    for item in items:
-        name, sep, text = item.partition('=')
-        name = name.strip()
-        if not sep or not name:
-            raise ValueError(f'--param expects NAME=VALUE, got {item!r}')
-        if name in OPTION_PARAMETERS:
-            raise ValueError(f'set {name} with {OPTION_PARAMETERS[name]}, not --param')
-        try:
-            params[name] = yaml.safe_load(text) if text.strip() else ''
-        except yaml.YAMLError as error:
-            raise ValueError(f'--param {name}: cannot parse {text!r} ({error})') from None
-    return params
 
 
 class _CameraInfos:
@@ -150,7 +135,11 @@ def _fixed_camera_info(args):
 
 
 def _plan(reader, args):
-    """Check the topics; return ``(image_connection_type, info_topic, namespace)``."""
+    """
+    Check the topics; return ``(image_connection_type, info_topic, namespace)``.
+
+    ``namespace`` is where the outputs go; the camera_info is looked up beside the image topic.
+    """
     topics = reader.topics()
     image_type = topics.get(args.image_topic)
     if image_type is None:
@@ -160,12 +149,13 @@ def _plan(reader, args):
     if image_type not in (IMAGE_TYPE, COMPRESSED_TYPE):
         raise BagError(f'{args.image_topic} holds {image_type}, not {IMAGE_TYPE} or '
                        f'{COMPRESSED_TYPE}')
-    namespace = split_image_topic(args.image_topic)
+    camera_namespace = split_image_topic(args.image_topic)
+    namespace = camera_namespace
     if args.output_namespace is not None:
         namespace = args.output_namespace
     if args.camera_info:
         return image_type, None, namespace
-    info_topic = args.camera_info_topic or output_topic(namespace, 'camera_info')
+    info_topic = args.camera_info_topic or output_topic(camera_namespace, 'camera_info')
     info_type = topics.get(info_topic)
     if info_type is None:
         if args.camera_info_topic:
@@ -174,16 +164,6 @@ def _plan(reader, args):
     elif info_type != CAMERA_INFO_TYPE:
         raise BagError(f'{info_topic} holds {info_type}, not {CAMERA_INFO_TYPE}')
     return image_type, info_topic, namespace
-
-
-def _settings(args):
-    """Return the pipeline settings from the model options and ``--param`` (ValueError)."""
-    from genpercept_ros.pipeline import PipelineSettings
-    values = {'depth_model': args.depth_model, 'normal_model': args.normal_model,
-              'processing_resolution': args.processing_resolution,
-              'output_resolution': args.output_resolution}
-    values.update(parse_params(args.param))
-    return PipelineSettings.from_parameters(values)
 
 
 def _check_output_topics(reader, pipeline, namespace):
@@ -195,10 +175,15 @@ def _check_output_topics(reader, pipeline, namespace):
                        'another --output-namespace')
 
 
-def reference_topics(args, namespace):
-    """Return ``(reference topic, reference camera_info topic or None)`` or None (no mode)."""
+def reference_topics(args):
+    """
+    Return ``(reference topic, reference camera_info topic or None)`` or None (no mode).
+
+    The references are inputs of the camera: they are read beside the image topic.
+    """
     from genpercept_ros.pipeline import DEFAULTS
-    params = parse_params(args.param)
+    namespace = split_image_topic(args.image_topic)
+    params = node_parameters(args)
     if params.get('scale_mode', DEFAULTS['scale_mode']) != 'reference':
         return None
     if params.get('reference_type', DEFAULTS['reference_type']) == 'points':
@@ -239,7 +224,7 @@ def _process(args, reader, writer, pipeline, namespace, infos):
     from tqdm import tqdm
     frames = failures = 0
     reported = set()
-    references = _References(reference_topics(args, namespace), pipeline, reader)
+    references = _References(reference_topics(args), pipeline, reader)
     total = reader.message_count(args.image_topic)
     with tqdm(total=total, unit='frame', desc='genpercept bag') as progress:
         for record in reader.records():
@@ -305,7 +290,7 @@ def run(args):
     if message:
         return _error(message)
     try:
-        settings = _settings(args)
+        settings = pipeline_settings(args)
     except ValueError as error:
         return _error(error)
     message = _check_output(args)
@@ -326,17 +311,22 @@ def run(args):
             return _error(error)
         if info_topic is None and infos.fixed is None:
             print(f'genpercept bag: warning: the bag has no camera_info topic '
-                  f'{output_topic(namespace, "camera_info")!r}: writing depth and normals, but '
+                  f'{output_topic(split_image_topic(args.image_topic), "camera_info")!r}: '
+                  'writing depth and normals, but '
                   'no point clouds and no depth/camera_info (name the topic with '
                   '--camera-info-topic)', file=sys.stderr)
-        references = reference_topics(args, namespace)
+        references = reference_topics(args)
         if references and references[0] not in reader.topics():
             print(f'genpercept bag: warning: scale_mode is reference but the bag has no '
                   f'{references[0]}; depth falls back as the node does (last fit, then range)',
                   file=sys.stderr)
-        predictor = load_predictor(args)
+        random_reason = random_weights_reason(
+            args.model_root, [name for name in (args.depth_model, args.normal_model) if name])
+        predictor = load_predictor(args, 'bag')
         if predictor is None:
             return 2
+        if random_reason:
+            print(random_weights_banner('bag', random_reason), flush=True)
         pipeline = FramePipeline(predictor, settings)
         try:
             _check_output_topics(reader, pipeline, namespace)
@@ -345,6 +335,10 @@ def run(args):
             writer = BagWriter(output, storage)
         except BagError as error:
             return _error(error)
+        writer.set_custom_data('genpercept.predictions_meaningful',
+                               'false' if random_reason else 'true')
+        writer.set_custom_data('genpercept.random_weights', random_reason or '')
+        writer.set_custom_data('genpercept.predictor', predictor.describe())
         try:
             frames, failures = _process(args, reader, writer, pipeline, namespace, infos)
         except BagError as error:
@@ -355,11 +349,21 @@ def run(args):
             writer.discard()
             raise
         writer.close()
+        for topic, msgtype in sorted(writer.undefined.items()):
+            print(f'genpercept bag: note: {topic} ({msgtype}) has no message definition in the '
+                  'input bag; its messages are copied unchanged without one', file=sys.stderr)
         for reason, count in writer.skipped.values():
-            print(f'genpercept bag: warning: {count} messages not copied: {reason}',
+            print(f'genpercept bag: error: {count} messages not copied: {reason}',
                   file=sys.stderr)
     finally:
         reader.finish()
+    if writer.skipped:
+        topics = ', '.join(sorted(reason.split(' ', 1)[0]
+                                  for reason, _ in writer.skipped.values()))
+        print(f'genpercept bag: error: {output} lacks the messages of {topics}',
+              file=sys.stderr)
+        return 1
     print(f'genpercept bag: {frames} frames processed, {failures} failed; wrote {output} '
-          f'({storage}), outputs under {namespace or "/"}')
+          f'({storage}), outputs under {namespace or "/"}'
+          + ('; RANDOM WEIGHTS: the outputs are NOT meaningful' if random_reason else ''))
     return 1 if failures else 0

@@ -19,6 +19,13 @@ Messages are CDR bytes in the bag; the ones we need as objects are deserialized 
 ``rclpy.serialization`` into the standard ``sensor_msgs`` classes (the same classes the node
 uses), and new messages are serialized the same way. Original messages are copied as bytes with
 their connection metadata (type, definition, hash, QoS) unchanged.
+
+Bags recorded before rosbag2 stored definitions (metadata version <= 5, e.g. Humble) carry none:
+standard types get theirs from the ``rosbags`` typestore, and any other type (a vendor's
+``acme_camera_msgs/msg/Status``) is copied under the same type with an empty definition and hash,
+as rosbag2 itself records types it has no definition for. ``rosbags``' public
+``Writer.add_connection`` insists on a hash, so that one case registers its connection through
+the writer's storage directly (`BagWriter._add_undefined_connection`).
 """
 
 from dataclasses import dataclass
@@ -28,6 +35,10 @@ import shutil
 import sqlite3
 import struct
 
+from rosbags.interfaces import Connection
+from rosbags.interfaces import ConnectionExtRosbag2
+from rosbags.interfaces import MessageDefinition
+from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2 import ReaderError
 from rosbags.rosbag2 import StoragePlugin
@@ -190,6 +201,7 @@ class BagWriter:
         self._new = {}
         self.counts = {}
         self.skipped = {}        # input connection id -> [reason, messages left out]
+        self.undefined = {}      # topic -> msgtype copied without a message definition
 
     def copy(self, record):
         """Write an input record unchanged (same connection metadata, time and bytes)."""
@@ -202,9 +214,7 @@ class BagWriter:
         if connection is None:
             try:
                 connection = self._copy_connection(source)
-            except BagError as error:
-                # Old bags (rosbag2 < 8) carry no definitions; unknown custom types cannot
-                # be re-declared, so they are left out and reported.
+            except (BagError, WriterError) as error:
                 self.skipped[key] = [f'{source.topic} ({source.msgtype}): {error}', 1]
                 return
             self._copied[key] = connection
@@ -213,7 +223,12 @@ class BagWriter:
     def _copy_connection(self, source):
         msgdef, digest = source.msgdef.data, source.digest
         if not msgdef or not digest:
-            msgdef, digest = self._definition(source.msgtype)
+            try:
+                msgdef, digest = self._definition(source.msgtype)
+            except BagError:
+                # A type unknown here (vendor messages in a bag without definitions): the
+                # bytes are still copied, under the same type, without a definition.
+                return self._add_undefined_connection(source)
         try:
             return self._writer.add_connection(
                 source.topic, source.msgtype, msgdef=msgdef, rihs01=digest,
@@ -225,6 +240,47 @@ class BagWriter:
                 if (connection.topic, connection.msgtype) == (source.topic, source.msgtype):
                     return connection
             raise
+
+    def _add_undefined_connection(self, source):
+        """
+        Declare ``source``'s topic and type with its own (possibly empty) definition and hash.
+
+        Mirrors ``rosbags.rosbag2.Writer.add_connection`` (0.11), which refuses an empty hash.
+        """
+        from rosbags.rosbag2.metadata import dump_qos_v9
+        writer = self._writer
+        for connection in writer.connections:
+            if (connection.topic, connection.msgtype) == (source.topic, source.msgtype):
+                return connection
+        qos = list(source.ext.offered_qos_profiles)
+        connection = Connection(
+            id=len(writer.connections) + 1, topic=source.topic, msgtype=source.msgtype,
+            msgdef=MessageDefinition(MessageDefinitionFormat.MSG, source.msgdef.data or ''),
+            digest=source.digest or '', msgcount=0,
+            ext=ConnectionExtRosbag2(serialization_format=source.ext.serialization_format,
+                                     offered_qos_profiles=qos),
+            owner=writer)
+        dumped = dump_qos_v9(qos)
+        if not isinstance(dumped, str):
+            from io import StringIO
+            from ruamel.yaml import YAML
+            stream = StringIO()
+            dumper = YAML(typ='safe')
+            dumper.default_flow_style = False
+            dumper.dump(dumped, stream)
+            dumped = stream.getvalue().strip()
+        if source.msgtype not in writer.added_types:
+            writer.storage.add_msgtype(connection)
+            writer.added_types.add(source.msgtype)
+        writer.storage.add_connection(connection, dumped)
+        writer.connections.append(connection)
+        writer.counts[connection.id] = 0
+        self.undefined[source.topic] = source.msgtype
+        return connection
+
+    def set_custom_data(self, key, value):
+        """Record ``key: value`` (strings) in the output's metadata.yaml ``custom_data``."""
+        self._writer.set_custom_data(key, str(value))
 
     def write_message(self, topic, message, timestamp):
         """Serialize ``message`` with rclpy and write it on ``topic`` at bag time ``timestamp``."""

@@ -12,12 +12,29 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Command-line options shared by the offline jobs: model choice and depth scale."""
+"""
+Command-line options shared by the offline jobs: model choice, node parameters, loading.
+
+``infer`` and ``bag`` take the node's parameters as ``-p NAME=VALUE`` (YAML-typed values, as
+``ros2 run ... -p``), so a frame gives the same outputs whichever tool made it; the older
+``--depth-scale-mode``/``--near-m``/... flags stay as aliases of ``scale_mode``/``near_m``/....
+"""
 
 import sys
+import time
 
-DEFAULT_NEAR_M = 0.5
-DEFAULT_FAR_M = 10.0
+
+# Alias flag (argparse dest) -> node parameter (flags a tool lacks are skipped).
+FLAG_ALIASES = {'depth_scale_mode': 'scale_mode', 'near_m': 'near_m', 'far_m': 'far_m',
+                'depth_scale': 'depth_scale', 'depth_shift': 'depth_shift',
+                'input_rectified': 'input_rectified'}
+
+# Node parameters that have their own command-line option.
+OPTION_PARAMETERS = {
+    'model_root': '--model-root', 'depth_model': '--depth-model',
+    'normal_model': '--normal-model', 'device': '--device', 'dtype': '--dtype',
+    'allow_pickle': '--allow-pickle', 'processing_resolution': '--processing-resolution',
+    'output_resolution': '--output-resolution', 'acceleration': '--acceleration'}
 
 
 def add_model_arguments(parser, processing_resolution=768):
@@ -44,25 +61,77 @@ def add_model_arguments(parser, processing_resolution=768):
                        help='longest edge the model runs at, 0 = native (default: %(default)s)')
     group.add_argument('--output-resolution', default='input', choices=('input', 'processing'),
                        help='size of the outputs: the input size or the processing size')
+    group.add_argument('--acceleration', default='auto',
+                       choices=('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs'),
+                       help='fast path, checked against eager on the first frame of each size '
+                            '(eager with one warning when it fails); auto: the fastest passing '
+                            'path on CUDA, eager on CPU (default: %(default)s)')
     group.add_argument('--allow-pickle', action='store_true',
                        help='allow loading pickle (.bin/.ckpt) checkpoints; never do this with '
                             'files you do not trust')
 
 
-def add_scale_arguments(parser):
-    """Add the options that turn relative depth into metres (used for point clouds)."""
-    group = parser.add_argument_group('metric depth (point clouds)')
-    group.add_argument('--depth-scale-mode', default='range', choices=('range', 'fixed'),
-                       help='range: map relative output onto [near, far] (an assumed scale); '
-                            'fixed: apply --depth-scale / --depth-shift (default: range)')
-    group.add_argument('--near-m', type=float, default=DEFAULT_NEAR_M,
-                       help='near end of the range mode in metres (default: %(default)s)')
-    group.add_argument('--far-m', type=float, default=DEFAULT_FAR_M,
-                       help='far end of the range mode in metres (default: %(default)s)')
-    group.add_argument('--depth-scale', type=float, default=1.0,
-                       help='scale of the fixed mode (default: %(default)s)')
-    group.add_argument('--depth-shift', type=float, default=0.0,
-                       help='shift of the fixed mode (default: %(default)s)')
+def add_parameter_arguments(parser):
+    """Add ``-p NAME=VALUE`` (node parameters) and the older scale flags as its aliases."""
+    parser.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='node parameter for the outputs (scale_mode, near_m, far_m, '
+                             'depth_scale, depth_shift, cloud_decimation, cloud_color, '
+                             'min_range_m, ...; see config/genpercept.yaml), repeatable')
+    group = parser.add_argument_group(
+        'metric depth (aliases of -p scale_mode=, near_m=, far_m=, depth_scale=, depth_shift=)')
+    group.add_argument('--depth-scale-mode', default=None, choices=('range', 'fixed'),
+                       help='= -p scale_mode=: range maps relative output onto [near, far] (an '
+                            'assumed scale); fixed applies depth_scale / depth_shift')
+    group.add_argument('--near-m', type=float, default=None, help='= -p near_m=')
+    group.add_argument('--far-m', type=float, default=None, help='= -p far_m=')
+    group.add_argument('--depth-scale', type=float, default=None, help='= -p depth_scale=')
+    group.add_argument('--depth-shift', type=float, default=None, help='= -p depth_shift=')
+
+
+def parse_params(items):
+    """Turn ``NAME=VALUE`` strings into a dict with YAML-typed values; ValueError on bad ones."""
+    import yaml
+    params = {}
+    for item in items:
+        name, sep, text = item.partition('=')
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f'--param expects NAME=VALUE, got {item!r}')
+        if name in OPTION_PARAMETERS:
+            raise ValueError(f'set {name} with {OPTION_PARAMETERS[name]}, not --param')
+        try:
+            params[name] = yaml.safe_load(text) if text.strip() else ''
+        except yaml.YAMLError as error:
+            raise ValueError(f'--param {name}: cannot parse {text!r} ({error})') from None
+    return params
+
+
+def node_parameters(args):
+    """
+    Return the node-parameter dict of the command line: ``-p`` values plus the alias flags.
+
+    Raises ValueError for malformed ``-p`` items and for an alias that contradicts ``-p``.
+    """
+    params = parse_params(getattr(args, 'param', []))
+    for dest, name in FLAG_ALIASES.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        flag = '--' + dest.replace('_', '-')
+        if name in params and params[name] != value:
+            raise ValueError(f'{flag} {value} contradicts -p {name}={params[name]}')
+        params[name] = value
+    return params
+
+
+def pipeline_settings(args):
+    """Return the `PipelineSettings` of the model options and node parameters (ValueError)."""
+    from genpercept_ros.pipeline import PipelineSettings
+    values = {'depth_model': args.depth_model, 'normal_model': args.normal_model,
+              'processing_resolution': args.processing_resolution,
+              'output_resolution': args.output_resolution}
+    values.update(node_parameters(args))
+    return PipelineSettings.from_parameters(values)
 
 
 def check_model_arguments(args):
@@ -74,27 +143,95 @@ def check_model_arguments(args):
     return None
 
 
-def load_predictor(args):
+def random_weights_reason(model_root, models):
     """
-    Load the predictor the options describe.
+    Return why the weights ``models`` load from ``model_root`` are not meaningful, or None.
+
+    The model layer's :func:`~genpercept_ros.model.weights.weights_origin` decides, as for the
+    node and the demo: random (the folder carries the random-weights marker) or reduced size.
+    Weights that cannot be found return None here: loading them reports that.
+    """
+    from genpercept_ros.model.weights import weights_origin
+    from genpercept_ros.model.weights import WeightsError
+    try:
+        origin = weights_origin(model_root, models)
+    except (WeightsError, ValueError):
+        return None
+    return None if origin.meaningful else origin.reason
+
+
+def banner(lines, width=78):
+    """Return a loud framed block of text, long lines wrapped."""
+    import textwrap
+    lines = [part for line in lines
+             for part in (textwrap.wrap(line, width - 4, subsequent_indent='  ') or [''])]
+    width = max(len(line) for line in lines) + 4
+    rule = '!' * width
+    return '\n'.join([rule] + [f'! {line.ljust(width - 4)} !' for line in lines] + [rule])
+
+
+def random_weights_banner(tool, reason):
+    """Return the loud block printed on stdout when a tool runs with random weights."""
+    return banner([f'{tool.upper()}: OUTPUTS ARE NOT MEANINGFUL',
+                   f'Random weights: {reason}.',
+                   'Get the real weights: genpercept download --model-root DIR, then',
+                   f'  genpercept {tool} ... --model-root DIR'])
+
+
+class _LoadProgress:
+    """A tqdm bar over the model's components, fed by the predictor's ``progress`` callback."""
+
+    def __init__(self, tool):
+        self.tool = tool
+        self.bar = None
+
+    def __call__(self, step, total, label):
+        from tqdm import tqdm
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit='part', desc=f'genpercept {self.tool}: loading',
+                            file=sys.stdout)
+        self.bar.set_postfix_str(label)
+        self.bar.update(step - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def load_predictor(args, tool='infer'):
+    """
+    Load the predictor the options describe, saying what loads and showing a progress bar.
 
     Returns the predictor, or None after printing the reason (missing weights, bad variant).
     """
     from genpercept_ros.model.predictor import GenPerceptPredictor
+    from genpercept_ros.model.runtime import resolve_device
+    from genpercept_ros.model.runtime import resolve_dtype
     from genpercept_ros.model.weights import WeightsError
+    models = ' + '.join(name for name in (args.depth_model, args.normal_model) if name)
     try:
         # 'auto' device and dtype are resolved by the model layer (model/runtime.py).
+        device = resolve_device(args.device)
+        dtype = resolve_dtype(args.dtype, device)
+    except ValueError as error:
+        print(f'genpercept {tool}: cannot load the model: {error}', file=sys.stderr)
+        return None
+    print(f'genpercept {tool}: loading {models} from {args.model_root or "the Hugging Face cache"}'
+          f' on {device} ...', flush=True)
+    progress = _LoadProgress(tool)
+    started = time.monotonic()
+    try:
         predictor = GenPerceptPredictor.from_pretrained(
             depth_model=args.depth_model or None, normal_model=args.normal_model or None,
-            model_root=args.model_root, device=args.device, dtype=args.dtype,
-            allow_pickle=args.allow_pickle)
+            model_root=args.model_root, device=device, dtype=dtype,
+            allow_pickle=args.allow_pickle, acceleration=args.acceleration,
+            warn=lambda message: print(f'genpercept {tool}: warning: {message}', file=sys.stderr),
+            progress=progress)
     except (WeightsError, ValueError) as error:
-        print(f'genpercept: cannot load the model: {error}', file=sys.stderr)
+        progress.close()
+        print(f'genpercept {tool}: cannot load the model: {error}', file=sys.stderr)
         return None
+    progress.close()
+    print(f'genpercept {tool}: loaded {predictor.describe()} in '
+          f'{time.monotonic() - started:.1f} s', flush=True)
     return predictor
-
-
-def scale_settings(args):
-    """Return the keyword arguments of `relative_to_metric` chosen on the command line."""
-    return {'mode': args.depth_scale_mode, 'near_m': args.near_m, 'far_m': args.far_m,
-            'scale': args.depth_scale, 'shift': args.depth_shift}

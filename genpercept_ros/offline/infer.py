@@ -26,11 +26,18 @@ Per image (or video frame ``<video stem>_<index:06d>``) it writes into the outpu
 - ``<stem>_normals.npy``: those normals, HxWx3 float32, NaN where invalid;
 - with ``--save-raw``: ``<stem>_depth_raw.npy`` / ``<stem>_normal_raw.npy``, the reference's
   ``_pred.npy`` (same shape, dtype and meaning);
-- ``<stem>_cloud.ply`` when intrinsics are known: points in the optical frame (metres from the
-  chosen scale mode) with colours and normals. With ``--camera-info`` the full camera model
-  is used: a raw (distorted) image is back-projected along its undistorted rays
-  (``plumb_bob``, ``rational_polynomial``, ``equidistant``), a rectified one with P, decided by
-  ``--input-rectified`` exactly as the node's ``input_rectified`` parameter.
+- ``<stem>_cloud.ply`` when intrinsics are known: the node's ``points`` cloud of the frame
+  (optical frame, metres from ``scale_mode``, after the depth filters), its colours and normals;
+- ``summary.json``: the run (counts, node parameters, weights, ``predictions_meaningful``).
+
+Every output comes from the node's frame pipeline (:class:`FramePipeline`) with the node's
+parameters (``-p NAME=VALUE``; ``--depth-scale-mode``, ``--near-m``..., ``--input-rectified``
+are aliases), so an image gives the same depth and cloud here as through ``genpercept_node`` or
+``genpercept bag``. With ``--camera-info`` the full camera model is used, as by the node: a raw
+(distorted) image is back-projected along its undistorted rays (``plumb_bob``,
+``rational_polynomial``, ``equidistant``), a rectified one with P, decided by
+``input_rectified``. A calibration of another aspect ratio than the images is refused (exit 1)
+unless ``--allow-aspect-change``.
 
 Images are decoded as the node decodes messages (see ``sources.py``): the stored pixel grid
 (EXIF orientation ignored, with a note) and 16-bit values reduced by ``v >> 8``.
@@ -39,6 +46,7 @@ A stem whose outputs all exist is skipped unless ``--overwrite``. Unreadable inp
 and skipped; the exit status is then non-zero.
 """
 
+import json
 import os
 from pathlib import Path
 import sys
@@ -46,16 +54,22 @@ import sys
 import numpy as np
 
 from .common import add_model_arguments
-from .common import add_scale_arguments
+from .common import add_parameter_arguments
 from .common import check_model_arguments
 from .common import load_predictor
-from .common import scale_settings
+from .common import node_parameters
+from .common import pipeline_settings
+from .common import random_weights_banner
+from .common import random_weights_reason
 from .sources import count_video_frames
 from .sources import duplicate_stems
 from .sources import expand_inputs
 from .sources import InputError
 from .sources import iter_video_frames
+from .sources import media_size
 from .sources import read_image_rgb
+
+SUMMARY_NAME = 'summary.json'
 
 
 def add_arguments(parser):
@@ -76,53 +90,75 @@ def add_arguments(parser):
     camera.add_argument('--camera-info', metavar='FILE.yaml',
                         help='camera_calibration YAML of the camera that took the images '
                              '(K, D, R, P and distortion_model are used)')
-    camera.add_argument('--input-rectified', default='auto', choices=('auto', 'true', 'false'),
-                        help='with --camera-info: are the images rectified (P) or raw (K and '
-                             'D)? auto: rectified exactly when every D coefficient is 0 '
-                             '(default: %(default)s)')
+    camera.add_argument('--input-rectified', default=None, choices=('auto', 'true', 'false'),
+                        help='= -p input_rectified=: with --camera-info, are the images '
+                             'rectified (P) or raw (K and D)? auto: rectified exactly when every '
+                             'D coefficient is 0 (default: auto)')
+    camera.add_argument('--allow-aspect-change', action='store_true',
+                        help='accept a --camera-info calibrated at another aspect ratio than '
+                             'the images (each axis rescaled separately); refused otherwise')
     for name in ('fx', 'fy', 'cx', 'cy'):
         camera.add_argument(f'--{name}', type=float, default=None,
                             help=f'{name} in pixels of the input images')
-    add_scale_arguments(parser)
+    add_parameter_arguments(parser)
 
 
-class _Intrinsics:
-    """Intrinsics for each image from a camera_info YAML or from fx, fy, cx, cy."""
+class _Cameras:
+    """The CameraInfo of each image size, from a camera_info YAML or from fx, fy, cx, cy."""
 
-    def __init__(self, camera_info=None, focal=None, input_rectified='auto'):
+    def __init__(self, camera_info=None, focal=None, source=None):
         self.camera_info = camera_info
         self.focal = focal
-        self.input_rectified = input_rectified
-        self.warned_sizes = set()
+        self.source = source
+        self._by_size = {}
 
     @property
     def known(self):
         return self.camera_info is not None or self.focal is not None
 
-    def for_output(self, input_size, output_size):
-        from genpercept_ros.geometry.intrinsics import Intrinsics
-        from genpercept_ros.messages.camera_info import resolve_camera_model
-        (in_h, in_w), (out_h, out_w) = input_size, output_size
-        if self.camera_info is not None:
-            resolved = resolve_camera_model(self.camera_info, in_w, in_h, self.input_rectified)
-            intrinsics = resolved.model
-            if resolved.rescaled and (in_w, in_h) not in self.warned_sizes:
-                self.warned_sizes.add((in_w, in_h))
-                aspect = ('; the aspect ratio differs, check that the calibration belongs '
-                          'to these images' if abs(resolved.scale_x - resolved.scale_y)
-                          > 0.01 * resolved.scale_x else '')
-                print(f'genpercept infer: note: the camera_info describes '
-                      f'{resolved.info_width}x{resolved.info_height} images; its intrinsics '
-                      f'are scaled to {in_w}x{in_h}{aspect}', file=sys.stderr)
-        else:
+    def for_image(self, width, height):
+        """Return the CameraInfo to pair with a ``width`` x ``height`` image (or None)."""
+        if self.camera_info is not None or self.focal is None:
+            return self.camera_info
+        info = self._by_size.get((width, height))
+        if info is None:
+            from genpercept_ros.geometry.intrinsics import Intrinsics
+            from genpercept_ros.messages.camera_info import intrinsics_to_camera_info
+            from std_msgs.msg import Header
             fx, fy, cx, cy = self.focal
-            intrinsics = Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy, width=in_w, height=in_h)
-        if (out_h, out_w) != (in_h, in_w):
-            intrinsics = intrinsics.scaled(out_w, out_h)
-        return intrinsics
+            info = intrinsics_to_camera_info(
+                Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height), Header())
+            self._by_size[(width, height)] = info
+        return info
+
+    def size_problem(self, width, height, allow_aspect_change):
+        """
+        Return ``(error, note)`` for a ``width`` x ``height`` image and the YAML calibration.
+
+        ``error`` (a refusal) when the aspect ratios differ and that is not allowed, else None;
+        ``note`` when the intrinsics are rescaled.
+        """
+        from genpercept_ros.messages.camera_info import resolve_camera_info
+        if self.camera_info is None:
+            return None, None
+        resolved = resolve_camera_info(self.camera_info, width, height)
+        if not resolved.rescaled:
+            return None, None
+        described = (f'{self.source} describes {resolved.info_width}x{resolved.info_height} '
+                     f'images')
+        if np.isclose(resolved.scale_x, resolved.scale_y, rtol=1e-3):
+            return None, f'{described}; its intrinsics are scaled to {width}x{height}'
+        aspects = (f'aspect ratio {resolved.info_width / resolved.info_height:.4g} against '
+                   f'{width / height:.4g} for {width}x{height} images')
+        if allow_aspect_change:
+            return None, (f'{described} ({aspects}); --allow-aspect-change: each axis is '
+                          'rescaled separately')
+        return (f'{described} ({aspects}): the clouds would be stretched. Use the calibration '
+                'of these images, or --allow-aspect-change if the images were resized '
+                'without cropping'), None
 
 
-def _intrinsics_from_args(args):
+def _cameras_from_args(args, input_rectified):
     focal = [getattr(args, name) for name in ('fx', 'fy', 'cx', 'cy')]
     given = [v is not None for v in focal]
     if args.camera_info and any(given):
@@ -133,18 +169,18 @@ def _intrinsics_from_args(args):
         from genpercept_ros.messages.camera_info import resolve_camera_model
         from .camera_yaml import load_camera_yaml
         info = load_camera_yaml(args.camera_info).camera_info
-        mode = getattr(args, 'input_rectified', 'auto')
         # Unusable calibrations and unsupported distortion models fail here, before any work.
         try:
-            resolve_camera_model(info, info.width, info.height, mode).model.check_distortion()
+            resolve_camera_model(info, int(info.width), int(info.height),
+                                 input_rectified).model.check_distortion()
         except ValueError as error:
             raise ValueError(f'{args.camera_info}: {error}') from None
-        return _Intrinsics(camera_info=info, input_rectified=mode)
+        return _Cameras(camera_info=info, source=args.camera_info)
     if all(given):
         if focal[0] <= 0 or focal[1] <= 0:
             raise ValueError(f'--fx and --fy must be positive, got {focal[0]}, {focal[1]}')
-        return _Intrinsics(focal=tuple(focal))
-    return _Intrinsics()
+        return _Cameras(focal=tuple(focal))
+    return _Cameras()
 
 
 def output_names(stem, depth, normals, save_raw, cloud):
@@ -188,23 +224,51 @@ def _write_npy(path, array):
     _write_atomic(path, lambda target: np.save(target, array))
 
 
-class _Job:
-    """One ``infer`` run: the predictor, the options and the counters."""
+class _KeepPrediction:
+    """
+    The predictor, passed through, keeping its last prediction for ``--save-raw``.
 
-    def __init__(self, args, predictor, intrinsics, out_dir):
+    The pipeline builds messages from the post-processed outputs; the reference's raw arrays
+    are only in the prediction itself.
+    """
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+        self.last = None
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def predict(self, *args, **kwargs):
+        self.last = self._predictor.predict(*args, **kwargs)
+        return self.last
+
+
+class _Job:
+    """One ``infer`` run: the pipeline, the options and the counters."""
+
+    def __init__(self, args, predictor, settings, cameras, out_dir):
+        from genpercept_ros.pipeline import FramePipeline
+        from genpercept_ros.pipeline.topics import NORMALS_TOPIC
+        from genpercept_ros.pipeline.topics import POINTS_TOPIC
+        from genpercept_ros.pipeline.topics import relative_topic
         self.args = args
-        self.predictor = predictor
-        self.intrinsics = intrinsics
+        self.predictor = _KeepPrediction(predictor)
+        self.pipeline = FramePipeline(self.predictor, settings)
+        self.cameras = cameras
         self.out_dir = out_dir
-        self.tasks = tuple(t for t, on in (('depth', args.depth_model),
-                                           ('normal', args.normal_model)) if on)
-        self.cloud = intrinsics.known and 'depth' in self.tasks
-        self.scale = scale_settings(args)
+        self.depth = self.pipeline.depth_kind is not None
+        self.normals = self.pipeline.has_normals
+        self.cloud = cameras.known and self.depth
+        self.relative_topic = relative_topic(self.pipeline.depth_kind)
+        wanted = ((self.relative_topic,) if self.depth else ()) + (
+            (NORMALS_TOPIC,) if self.normals else ()) + ((POINTS_TOPIC,) if self.cloud else ())
+        self.wanted = frozenset(wanted)
         self.done = self.skipped = self.failed = 0
+        self.reported = set()
 
     def names(self, stem):
-        return output_names(stem, 'depth' in self.tasks, 'normal' in self.tasks,
-                            self.args.save_raw, self.cloud)
+        return output_names(stem, self.depth, self.normals, self.args.save_raw, self.cloud)
 
     def finished(self, stem):
         if self.args.overwrite:
@@ -215,63 +279,73 @@ class _Job:
         self.failed += 1
         print(f'genpercept infer: error: {message}', file=sys.stderr)
 
-    def process(self, batch):
-        """Run the model on ``[(stem, rgb)]`` and save; isolate failures to single frames."""
+    def process(self, batch, progress):
+        """Run the pipeline on ``[(stem, rgb)]`` and save; isolate failures to single frames."""
+        from genpercept_ros.pipeline import Frame
+        from genpercept_ros.pipeline import INPUT_SIZE_PROBLEM
+        from std_msgs.msg import Header
+        frames = [Frame(rgb=rgb, header=Header(frame_id='camera'),
+                        camera_info=self.cameras.for_image(rgb.shape[1], rgb.shape[0]),
+                        wanted=self.wanted) for _, rgb in batch]
+        self.predictor.last = None
         try:
-            result = self.predictor.predict(
-                [rgb for _, rgb in batch],
-                processing_resolution=self.args.processing_resolution,
-                output_resolution=self.args.output_resolution, tasks=self.tasks)
+            results = self.pipeline.process(frames)
         except (ValueError, RuntimeError) as error:
             if len(batch) > 1:
                 for frame in batch:
-                    self.process([frame])
+                    self.process([frame], progress)
                 return
             self.fail(f'{batch[0][0]}: inference failed: {error}')
             return
-        for index, (stem, rgb) in enumerate(batch):
+        index = 0      # position in the prediction: frames refused before it have none
+        for (stem, _), result in zip(batch, results):
+            refused = [text for kind, text in result.problems if kind == INPUT_SIZE_PROBLEM]
+            if refused:
+                self.fail(f'{stem}: {refused[0]}')
+                continue
+            for kind, problem in result.problems:
+                if kind not in self.reported:
+                    self.reported.add(kind)
+                    progress.write(f'genpercept infer: warning: {problem} (reported once)')
             try:
-                self.save(stem, rgb, result, index)
+                self.save(stem, result.outputs, index)
             except (ValueError, OSError) as error:
                 self.fail(f'{stem}: cannot save the outputs: {error}')
             else:
                 self.done += 1
+            index += 1
 
-    def save(self, stem, rgb, result, index):
+    def save(self, stem, outputs, index):
         from genpercept_ros.geometry.colorize import colorize_depth
         from genpercept_ros.geometry.colorize import normals_to_rgb
+        from genpercept_ros.messages.image import image_to_array
+        from genpercept_ros.pipeline.topics import NORMALS_TOPIC
+        from genpercept_ros.pipeline.topics import POINTS_TOPIC
         out = self.out_dir
-        depth = result.depth[index] if result.depth is not None else None
-        normals = result.normals[index] if result.normals is not None else None
-        if depth is not None:
-            depth = np.asarray(depth, dtype=np.float32)
+        prediction = self.predictor.last
+        if self.cloud and POINTS_TOPIC not in outputs:
+            raise ValueError('the pipeline built no point cloud for this frame')
+        if self.depth:
+            depth = np.asarray(image_to_array(outputs[self.relative_topic]), dtype=np.float32)
             _write_png(out / f'{stem}_depth.png', depth_to_png16(depth))
             _write_png(out / f'{stem}_depth_colored.png', colorize_depth(depth, 0.0, 1.0))
             _write_npy(out / f'{stem}_depth.npy', depth)
             if self.args.save_raw:
                 # The predictor's raw output already has the reference's shape and dtype.
-                _write_npy(out / f'{stem}_depth_raw.npy', np.asarray(result.depth_raw[index]))
-        if normals is not None:
-            normals = np.asarray(normals, dtype=np.float32)
+                _write_npy(out / f'{stem}_depth_raw.npy', np.asarray(prediction.depth_raw[index]))
+        if self.normals:
+            normals = np.asarray(image_to_array(outputs[NORMALS_TOPIC]), dtype=np.float32)
             _write_png(out / f'{stem}_normals.png', normals_to_rgb(normals))
             _write_npy(out / f'{stem}_normals.npy', normals)
             if self.args.save_raw:
-                _write_npy(out / f'{stem}_normal_raw.npy', np.asarray(result.normal_raw[index]))
-        if self.cloud and depth is not None:
-            self.save_cloud(out / f'{stem}_cloud.ply', rgb, depth, normals, result.depth_kind)
-
-    def save_cloud(self, path, rgb, relative, normals, kind):
-        import cv2
-        from genpercept_ros.geometry.backproject import backproject
-        from genpercept_ros.geometry.scale import relative_to_metric
-        from .ply import write_ply
-        out_h, out_w = relative.shape
-        intrinsics = self.intrinsics.for_output(rgb.shape[:2], (out_h, out_w))
-        if rgb.shape[:2] != (out_h, out_w):
-            rgb = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
-        metres = relative_to_metric(relative, kind, **self.scale)
-        xyz = backproject(metres, intrinsics)
-        _write_atomic(path, lambda target: write_ply(target, xyz, rgb, normals))
+                _write_npy(out / f'{stem}_normal_raw.npy',
+                           np.asarray(prediction.normal_raw[index]))
+        if self.cloud:
+            from genpercept_ros.messages.pointcloud import pointcloud_to_arrays
+            from .ply import write_ply
+            xyz, rgb, normals = pointcloud_to_arrays(outputs[POINTS_TOPIC])
+            _write_atomic(out / f'{stem}_cloud.ply',
+                          lambda target: write_ply(target, xyz, rgb, normals))
 
 
 def _check_arguments(args):
@@ -280,11 +354,17 @@ def _check_arguments(args):
         return message
     if args.batch_size < 1:
         return f'--batch-size must be >= 1, got {args.batch_size}'
-    if args.depth_scale_mode == 'range' and not 0 < args.near_m < args.far_m:
-        return f'need 0 < --near-m < --far-m, got {args.near_m} and {args.far_m}'
-    if args.depth_scale_mode == 'fixed' and not args.depth_scale > 0:
-        return f'--depth-scale must be positive, got {args.depth_scale}'
     return None
+
+
+def _settings(args):
+    """Return the pipeline settings of the command line (ValueError with the reason)."""
+    settings = pipeline_settings(args)
+    if settings.scale_mode == 'reference':
+        raise ValueError("scale_mode 'reference' needs a metric reference per frame, which "
+                         "images do not have: use 'range' or 'fixed' here, or genpercept bag "
+                         'with reference topics')
+    return settings
 
 
 OUTPUT_SUFFIXES = ('_depth.png', '_depth_colored.png', '_normals.png')
@@ -299,6 +379,22 @@ def _without_own_outputs(files, out_dir):
                 and item.path.name.endswith(OUTPUT_SUFFIXES))
     kept = [item for item in files if not ours(item)]
     return kept, len(files) - len(kept)
+
+
+def _check_sizes(files, cameras, allow_aspect_change):
+    """Return the refusal for an input whose size the calibration does not fit, else None."""
+    notes = set()
+    for item in files:
+        size = media_size(item)
+        if size is None:
+            continue        # unreadable: reported when it is read
+        error, note = cameras.size_problem(*size, allow_aspect_change)
+        if error:
+            return f'{item.path}: {error}'
+        if note and note not in notes:
+            notes.add(note)
+            print(f'genpercept infer: note: {note}', file=sys.stderr)
+    return None
 
 
 def _frames(files, job, progress):
@@ -331,13 +427,39 @@ def _frames(files, job, progress):
             job.fail(str(error))
 
 
+def _write_summary(out_dir, args, job, random_reason):
+    """Write ``summary.json``: counts, parameters and whether the outputs mean anything."""
+    summary = {
+        'predictions_meaningful': random_reason is None,
+        'weights': {'model_root': args.model_root or 'Hugging Face cache',
+                    'random_weights': random_reason,
+                    'depth_model': args.depth_model or None,
+                    'normal_model': args.normal_model or None},
+        'predictor': job.predictor.describe(),
+        'parameters': {'processing_resolution': args.processing_resolution,
+                       'output_resolution': args.output_resolution,
+                       **node_parameters(args)},
+        'written': job.done, 'already_done': job.skipped, 'failed': job.failed,
+    }
+    text = json.dumps(summary, indent=2, allow_nan=False) + '\n'
+    _write_atomic(out_dir / SUMMARY_NAME, lambda target: target.write_text(text))
+
+
+def _error(message, status=2):
+    print(f'genpercept infer: error: {message}', file=sys.stderr)
+    return status
+
+
 def run(args):
     """Run ``genpercept infer``; return the exit status."""
     from tqdm import tqdm
     message = _check_arguments(args)
     if message:
-        print(f'genpercept infer: error: {message}', file=sys.stderr)
-        return 2
+        return _error(message)
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        return _error(error)
     files, errors = expand_inputs(args.inputs)
     for error in errors:
         print(f'genpercept infer: error: {error}', file=sys.stderr)
@@ -353,14 +475,15 @@ def run(args):
                   file=sys.stderr)
         return 2
     if not files:
-        print('genpercept infer: error: nothing to process', file=sys.stderr)
-        return 2
+        return _error('nothing to process')
     try:
-        intrinsics = _intrinsics_from_args(args)
+        cameras = _cameras_from_args(args, settings.input_rectified)
     except ValueError as error:
-        print(f'genpercept infer: error: {error}', file=sys.stderr)
-        return 2
-    if not intrinsics.known:
+        return _error(error)
+    message = _check_sizes(files, cameras, args.allow_aspect_change)
+    if message:
+        return _error(message, status=1)
+    if not cameras.known:
         print('genpercept infer: note: no intrinsics given (--camera-info or --fx/--fy/--cx/'
               '--cy), so no point clouds are written', file=sys.stderr)
     elif not args.depth_model:
@@ -370,25 +493,29 @@ def run(args):
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f'genpercept infer: error: cannot create the output folder: {error}',
-              file=sys.stderr)
-        return 2
-    predictor = load_predictor(args)
+        return _error(f'cannot create the output folder: {error}')
+    random_reason = random_weights_reason(
+        args.model_root, [name for name in (args.depth_model, args.normal_model) if name])
+    predictor = load_predictor(args, 'infer')
     if predictor is None:
         return 2
-    job = _Job(args, predictor, intrinsics, out_dir)
+    if random_reason:
+        print(random_weights_banner('infer', random_reason), flush=True)
+    job = _Job(args, predictor, settings, cameras, out_dir)
     total = sum(count_video_frames(f.path) if f.is_video else 1 for f in files)
     with tqdm(total=total, unit='frame', desc='genpercept infer') as progress:
         batch = []
         for frame in _frames(files, job, progress):
             batch.append(frame)
             if len(batch) == args.batch_size:
-                job.process(batch)
+                job.process(batch, progress)
                 progress.update(len(batch))
                 batch = []
         if batch:
-            job.process(batch)
+            job.process(batch, progress)
             progress.update(len(batch))
+    _write_summary(out_dir, args, job, random_reason)
     print(f'genpercept infer: {job.done} written, {job.skipped} already done, '
-          f'{job.failed} failed; outputs in {out_dir}')
+          f'{job.failed} failed; outputs in {out_dir}'
+          + ('; RANDOM WEIGHTS: the outputs are NOT meaningful' if random_reason else ''))
     return 1 if job.failed or errors else 0

@@ -186,3 +186,31 @@ def iter_video_frames(path):
         capture.release()
     if index == 0:
         raise InputError(f'{path}: the video holds no readable frame')
+
+
+def media_size(item):
+    """
+    Return ``(width, height)`` of an `InputFile` from its header, or None when unreadable.
+
+    Images: PIL's size (the stored pixel grid, read without decoding the pixels); videos:
+    OpenCV's frame size. Used to check a calibration against every input before any work.
+    """
+    if item.is_video:
+        import cv2
+        capture = cv2.VideoCapture(str(item.path))
+        try:
+            if not capture.isOpened():
+                return None
+            size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        finally:
+            capture.release()
+        return size if min(size) > 0 else None
+    from PIL import Image
+    from PIL import UnidentifiedImageError
+    try:
+        with Image.open(item.path) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return size if min(size) > 0 else None

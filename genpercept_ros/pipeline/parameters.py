@@ -108,6 +108,8 @@ class ParameterSpec:
 
 
 _RELIABILITIES = ('best_effort', 'reliable')
+# genpercept_ros.model.acceleration.ACCELERATIONS (not imported: that module needs torch).
+ACCELERATIONS = ('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs')
 
 PARAMETERS = (
     # Model (read at startup / lifecycle configure).
@@ -127,6 +129,11 @@ PARAMETERS = (
                   pattern_help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ParameterSpec('dtype', 'auto', "'auto' (bf16 on cuda, fp32 on cpu), 'fp32', 'fp16', 'bf16'.",
                   choices=('auto', 'fp32', 'fp16', 'bf16'), read_only=True),
+    ParameterSpec('acceleration', 'auto',
+                  "'auto' (on cuda the fastest path that passes its check against eager, on "
+                  "cpu eager), 'eager', 'compile', 'cuda_graphs' or 'compile+cuda_graphs'; a "
+                  'fast path failing its check (or later) serves eager, with one warning.',
+                  choices=ACCELERATIONS, read_only=True),
     ParameterSpec('allow_pickle', False,
                   'Allow loading pickle (.bin/.ckpt) checkpoints; only for weights you trust.',
                   read_only=True),

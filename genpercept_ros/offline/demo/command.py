@@ -28,12 +28,14 @@ GenPercept v2 pair; E2E-FT and Lotus-D models too) from ``--model-root`` or the 
 says loudly, on stdout and in ``summary.json``, that the predictions are not meaningful.
 """
 
+import argparse
 import os
 from pathlib import Path
 import sys
 import time
 
 from .session import run_demo
+from ..common import banner
 from ...model.weights import RANDOM_WEIGHTS_MARKER as RANDOM_MARKER
 
 DEMO_MODELS = ('depth-v2', 'normal-v2')
@@ -67,9 +69,10 @@ def add_arguments(parser):
     parser.add_argument('--short', action='store_true',
                         help='a few small frames only (tests, smoke checks)')
     parser.add_argument('--width', type=int, default=None,
-                        help='camera width (default: 320, --short: 128)')
+                        help='camera width (default: 320, --short: 128, at most the processing '
+                             'resolution)')
     parser.add_argument('--height', type=int, default=None,
-                        help='camera height (default: 240, --short: 96)')
+                        help='camera height (default: 3/4 of the width)')
     parser.add_argument('--processing-resolution', type=int, default=None, metavar='PIXELS',
                         help='model input longest edge (default: 128 with tiny weights; with '
                              'real weights 192 on CPU, 768 on CUDA)')
@@ -144,24 +147,42 @@ def _has_models(root, models):
     return True
 
 
-def banner(lines, width=78):
-    """Return a loud framed block of text, long lines wrapped."""
-    import textwrap
-    lines = [part for line in lines
-             for part in (textwrap.wrap(line, width - 4, subsequent_indent='  ') or [''])]
-    width = max(len(line) for line in lines) + 4
-    rule = '!' * width
-    return '\n'.join([rule] + [f'! {line.ljust(width - 4)} !' for line in lines] + [rule])
-
-
 # Run -------------------------------------------------------------------------------------------
 
+def processing_resolution(args, meaningful):
+    """
+    Return the model's processing resolution for the demo.
+
+    ``--processing-resolution`` when given, else 128 with random weights and, with real ones,
+    768 on CUDA and 192 on the CPU (about 20 s a frame there).
+    """
+    if args.processing_resolution is not None:
+        return args.processing_resolution
+    if not meaningful:
+        return 128
+    import torch
+    cuda = args.device.startswith('cuda') or (args.device == 'auto'
+                                              and torch.cuda.is_available())
+    return 768 if cuda else 192
+
+
+def camera_size(args, resolution):
+    """
+    Return the camera's ``(width, height)``.
+
+    ``--width``/``--height`` when given; otherwise 320x240 (``--short``: 128x96) shrunk, at the
+    same 4:3 aspect, to the processing resolution: pixels the model never sees would only
+    fill the bag (camera and every output are recorded at the camera's size).
+    """
+    width, height = (128, 96) if args.short else (320, 240)
+    if resolution and resolution < width:
+        width, height = resolution, max(16, round(resolution * height / width))
+    return args.width or width, args.height or height
+
+
 def _defaults(args):
-    short = args.short
-    frames = args.frames if args.frames is not None else (6 if short else 30)
-    width = args.width or (128 if short else 320)
-    height = args.height or (96 if short else 240)
-    return frames, width, height
+    frames = args.frames if args.frames is not None else (6 if args.short else 30)
+    return frames, args.width or 16, args.height or 16
 
 
 def _check(args, frames, width, height):
@@ -173,6 +194,8 @@ def _check(args, frames, width, height):
         return f'--rate must be positive, got {args.rate}'
     if width < 16 or height < 16:
         return f'the camera must be at least 16x16, got {width}x{height}'
+    if args.processing_resolution is not None and 0 < args.processing_resolution < 16:
+        return f'--processing-resolution must be 0 or >= 16, got {args.processing_resolution}'
     if args.processing_resolution is not None and args.processing_resolution < 0:
         return f'--processing-resolution must be >= 0, got {args.processing_resolution}'
     return None
@@ -203,4 +226,7 @@ def run(args):
                       f'Weights: {note}',
                       'Get the real weights: genpercept download --model-root DIR, then',
                       '  genpercept demo --model-root DIR']), flush=True)
+    resolution = processing_resolution(args, meaningful)
+    width, height = camera_size(args, resolution)
+    args = argparse.Namespace(**{**vars(args), 'processing_resolution': resolution})
     return run_demo(args, out, frames, width, height, model_root, meaningful, note, started)

@@ -14,6 +14,9 @@
 
 """What the demo measures and saves: latency percentiles, depth accuracy, frame files."""
 
+import json
+import math
+
 import numpy as np
 
 NAMESPACE = '/demo_camera'
@@ -36,6 +39,29 @@ def percentiles_ms(values_ns):
     return {'p50': float(np.percentile(ms, 50)), 'p90': float(np.percentile(ms, 90)),
             'p99': float(np.percentile(ms, 99)), 'max': float(ms.max()),
             'mean': float(ms.mean()), 'count': int(ms.size)}
+
+
+def strict_json(value):
+    """
+    Return ``value`` as strict JSON text (RFC 8259): NaN and infinities become ``null``.
+
+    numpy scalars and arrays become plain numbers and lists. Python's default would write bare
+    ``NaN``, which strict parsers (JavaScript, jq, ``json.loads`` with ``parse_constant``)
+    refuse.
+    """
+    def clean(item):
+        if isinstance(item, dict):
+            return {str(key): clean(child) for key, child in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(child) for child in item]
+        if isinstance(item, np.ndarray):
+            return clean(item.tolist())
+        if isinstance(item, np.generic):
+            item = item.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        return item
+    return json.dumps(clean(value), indent=2, allow_nan=False) + '\n'
 
 
 def depth_accuracy(relative, kind, ground_truth):
@@ -62,8 +88,76 @@ def depth_accuracy(relative, kind, ground_truth):
             'delta1': float(np.mean(np.maximum(ratio, 1.0 / ratio) < 1.25))}
 
 
-def save_frame_files(out, messages, scene, intrinsics_msg):
-    """Write the PNG, PLY and camera YAML files of one processed frame; return their names."""
+def _label(image, text, origin, scale=0.5):
+    """Draw white text with a dark outline (readable on any colour) on an RGB image."""
+    import cv2
+    for colour, thickness in (((0, 0, 0), 2), ((255, 255, 255), 1)):
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
+                    cv2.LINE_AA)
+
+
+def colour_bar(width, near_m, far_m, height=16, margin=30):
+    """
+    Return an RGB strip: the Spectral bar from ``near_m`` to ``far_m`` labelled in metres.
+
+    The bar spans the columns ``[margin, width - margin)`` (near left, far right, as
+    `colorize_depth` maps low to high), with ticks and the near, middle and far values in
+    metres below it. Returns ``(height + 26, width, 3)`` uint8.
+    """
+    import cv2
+    from genpercept_ros.geometry.colorize import colorize_depth
+    strip = np.full((height + 26, width, 3), 32, dtype=np.uint8)
+    span = max(width - 2 * margin, 2)
+    ramp = np.linspace(near_m, far_m, span, dtype=np.float32)[None].repeat(height, axis=0)
+    strip[:height, margin:margin + span] = colorize_depth(ramp, near_m, far_m)
+    for text, x in ((f'near {near_m:.3g} m', margin),
+                    (f'{(near_m + far_m) / 2:.3g} m', margin + span // 2),
+                    (f'far {far_m:.3g} m', margin + span - 1)):
+        strip[height:height + 5, max(x - 1, 0):x + 1] = 255
+        (text_width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        left = int(np.clip(x - text_width // 2, 2, max(2, width - text_width - 2)))
+        _label(strip, text, (left, height + 21), scale=0.45)
+    return strip
+
+
+PICTURE_MIN_PANEL_WIDTH = 320
+
+
+def depth_comparison(predicted_m, truth_m, near_m, far_m, titles=('prediction', 'ground truth')):
+    """
+    Return the demo's depth picture: predicted and true metric depth side by side.
+
+    Both (H, W) float metre maps are coloured over the same ``[near_m, far_m]`` (Spectral, NaN
+    black), enlarged ``k`` times (nearest pixel, the smallest integer making a panel at least
+    :data:`PICTURE_MIN_PANEL_WIDTH` wide, so titles and labels stay legible), with a shared
+    `colour_bar` below; the titles are written in the top-left corners.
+    Returns ``(k H + bar, 2 k W + 4, 3)`` uint8 RGB.
+    """
+    import cv2
+    from genpercept_ros.geometry.colorize import colorize_depth
+    height, width = np.shape(truth_m)
+    factor = max(1, -(-PICTURE_MIN_PANEL_WIDTH // width))
+    panels = []
+    for depth, title in zip((predicted_m, truth_m), titles):
+        panel = colorize_depth(np.asarray(depth, dtype=np.float32), near_m, far_m)
+        if factor > 1:
+            panel = cv2.resize(panel, (width * factor, height * factor),
+                               interpolation=cv2.INTER_NEAREST)
+        _label(panel, title, (6, 20))
+        panels.append(panel)
+    gap = np.full((panels[0].shape[0], 4, 3), 32, dtype=np.uint8)
+    top = np.concatenate([panels[0], gap, panels[1]], axis=1)
+    return np.concatenate([top, colour_bar(top.shape[1], near_m, far_m)], axis=0)
+
+
+def save_frame_files(out, messages, scene, intrinsics_msg, colour_range=None,
+                     prediction_title='prediction'):
+    """
+    Write the PNG, PLY and camera YAML files of one processed frame; return their names.
+
+    With ``colour_range = (near_m, far_m)`` and the frame's ``depth/image``, ``depth.png``
+    shows the predicted metric depth next to the scene's true depth with a colour bar in metres.
+    """
     import cv2
     from genpercept_ros.messages.image import image_to_array
     from genpercept_ros.messages.pointcloud import pointcloud_to_xyz
@@ -76,6 +170,13 @@ def save_frame_files(out, messages, scene, intrinsics_msg):
         if topic in messages:
             cv2.imwrite(str(out / f'{name}.png'), image_to_array(messages[topic])[:, :, ::-1])
             files[name] = f'{name}.png'
+    if colour_range is not None and 'depth/image' in messages:
+        predicted = image_to_array(messages['depth/image'])
+        if predicted.shape == scene.depth.shape:
+            picture = depth_comparison(predicted, scene.depth, *colour_range,
+                                       titles=(prediction_title, 'ground truth'))
+            cv2.imwrite(str(out / 'depth.png'), picture[:, :, ::-1])
+            files['depth'] = 'depth.png'
     if 'points' in messages:
         xyz = pointcloud_to_xyz(messages['points'])
         rgb = scene.rgb if scene.rgb.shape[:2] == xyz.shape[:2] else None

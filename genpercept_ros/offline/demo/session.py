@@ -14,7 +14,6 @@
 
 """The rclpy part of ``genpercept demo``: camera, node and recorder in one executor."""
 
-import json
 import shutil
 import sys
 import time
@@ -27,6 +26,7 @@ from .results import depth_accuracy
 from .results import NAMESPACE
 from .results import percentiles_ms
 from .results import save_frame_files
+from .results import strict_json
 
 DISCOVERY_TIMEOUT_S = 10.0
 
@@ -38,16 +38,11 @@ def scale_mode_of(args):
     return 'reference' if args.metric_reference else 'range'
 
 
-def _node_parameters(args, model_root, meaningful):
+def _node_parameters(args, model_root):
     from rclpy.parameter import Parameter
-    import torch
     from .nodes import GROUND_CAMERA_HEIGHT_M
     from .nodes import GROUND_CAMERA_PITCH_DEG
     resolution = args.processing_resolution
-    if resolution is None:
-        cuda = args.device.startswith('cuda') or (args.device == 'auto'
-                                                  and torch.cuda.is_available())
-        resolution = (768 if cuda else 192) if meaningful else 128
     values = {'model_root': str(model_root or ''), 'depth_model': args.depth_model,
               'normal_model': args.normal_model, 'device': args.device, 'dtype': args.dtype,
               'processing_resolution': int(resolution),
@@ -91,7 +86,7 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
     from .nodes import Recorder
     from .nodes import SyntheticCamera
 
-    parameters, values = _node_parameters(args, model_root, meaningful)
+    parameters, values = _node_parameters(args, model_root)
     intrinsics, scenes = render_frames(width, height, frames,
                                        values.get('camera_pitch_deg', 0.0))
     reference = values['scale_mode'] == 'reference'
@@ -167,7 +162,7 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
             writer.close()
         rclpy.try_shutdown(context=context)
     summary['wall_time_s'] = round(time.monotonic() - started, 2)
-    (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    (out / 'summary.json').write_text(strict_json(summary))
     _report(out, summary)
     return 0 if summary['frames_processed'] > 0 else 1
 
@@ -210,7 +205,9 @@ def _summarise(args, camera, recorder, scenes, intrinsics, values, model_root, m
         messages = recorder.messages_for(newest)
         scene = scenes[camera.frame_of_stamp[newest]]
         info = intrinsics_to_camera_info(intrinsics, messages['points'].header)
-        summary['files'].update(save_frame_files(out, messages, scene, info))
+        summary['files'].update(save_frame_files(
+            out, messages, scene, info, colour_range=(values['near_m'], values['far_m']),
+            prediction_title='prediction' if meaningful else 'prediction (random weights)'))
         relative = image_to_array(messages[topics[0]]).astype(np.float32)
         if relative.shape == scene.depth.shape:
             accuracy = depth_accuracy(relative, depth_kind, scene.depth)
