@@ -16,6 +16,7 @@
 
 import os
 import random
+import tempfile
 
 import pytest
 
@@ -25,6 +26,9 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TQDM_DISABLE', '1')
+# The empty-prompt embedding cache of the user (~/.cache/genpercept_ros) must neither serve nor
+# receive test embeddings: tests that count text-encoder runs would pass or fail by history.
+os.environ['GENPERCEPT_CACHE_DIR'] = tempfile.mkdtemp(prefix='genpercept_test_cache_')
 
 
 @pytest.fixture(scope='session')
