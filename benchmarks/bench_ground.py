@@ -23,9 +23,7 @@ is the minimum (median) over ``--repeat`` runs after 3 warm-up runs, in one proc
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 
 try:
     import genpercept_ros  # noqa: F401
@@ -36,20 +34,13 @@ from genpercept_ros.geometry.ground import fit_ground_scale
 from genpercept_ros.geometry.ground import up_from_pitch_roll
 from genpercept_ros.geometry.synthetic import box_room
 import numpy as np
+try:
+    from bench_cpu_side import measure
+except ImportError:  # imported from outside benchmarks/
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_cpu_side import measure
 
 PITCH_DEG, HEIGHT_M = 15.0, 1.2
-
-
-def measure(function, repeat, warmup=3):
-    """Return the minimum and median wall time of ``function()`` in milliseconds."""
-    for _ in range(warmup):
-        function()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return min(samples), statistics.median(samples)
 
 
 def scene(width, height):
@@ -128,7 +119,7 @@ def run(args):
     print(f'{args.width}x{args.height}, {args.repeat} runs per row, numpy {np.__version__}')
     print('| step | min (median) ms |\n|---|---:|')
     for name, function in rows:
-        low, median = measure(function, args.repeat)
+        median, low = measure(function, args.repeat)
         print(f'| {name} | {low:.2f} ({median:.2f}) |')
 
 

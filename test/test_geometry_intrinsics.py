@@ -37,11 +37,6 @@ def test_is_valid():
     assert not Intrinsics(1.0, 1.0, 0.0, 0.0, 0, 4).is_valid()
 
 
-def test_as_matrix():
-    np.testing.assert_array_equal(BASE.as_matrix(),
-                                  [[525.0, 0, 319.5], [0, 520.0, 239.25], [0, 0, 1]])
-
-
 def test_scaled_by_hand():
     half = BASE.scaled(320, 240)
     assert (half.fx, half.fy, half.width, half.height) == (262.5, 260.0, 320, 240)

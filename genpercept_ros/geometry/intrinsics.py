@@ -43,12 +43,6 @@ class Intrinsics:
                 and self.fx > 0.0 and self.fy > 0.0
                 and int(self.width) > 0 and int(self.height) > 0)
 
-    def as_matrix(self):
-        """Return the 3x3 camera matrix K (float64)."""
-        return np.array([[self.fx, 0.0, self.cx],
-                         [0.0, self.fy, self.cy],
-                         [0.0, 0.0, 1.0]], dtype=np.float64)
-
     def rays(self):
         """
         Return the ray of every pixel, ``(height, width, 3)`` float32 with z = 1.
