@@ -76,7 +76,7 @@ def build_parser():
     parser.add_argument('--topics', default=','.join(DEFAULT_TOPICS),
                         help='output topics to subscribe to and time (comma-separated)')
     parser.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
-                        help='extra node parameter (repeatable), e.g. torch_compile:=true')
+                        help='extra node parameter (repeatable), e.g. acceleration:=compile')
     parser.add_argument('--node-env', action='append', default=[], metavar='NAME=VALUE',
                         help='extra environment of the node process (repeatable), e.g. '
                              'OMP_NUM_THREADS=1 on a CPU shared with other jobs')

@@ -240,9 +240,10 @@ def test_strided_views_are_accepted(tiny_model_root):
 def test_torch_compile_matches_eager(tiny_model_root):
     image = [_image(48, 64, 11)]
     eager = _load(tiny_model_root, 'disparity-dpt-v2').predict(image, processing_resolution=64)
-    compiled = GenPerceptPredictor.from_pretrained(
-        'disparity-dpt-v2', 'normal-v2', model_root=tiny_model_root, device='cpu',
-        dtype='fp32', torch_compile=True).predict(image, processing_resolution=64)
+    compiled_predictor = GenPerceptPredictor.from_pretrained(
+        'disparity-dpt-v2', 'normal-v2', model_root=tiny_model_root, device='cpu', dtype='fp32')
+    compiled_predictor.compile_models()
+    compiled = compiled_predictor.predict(image, processing_resolution=64)
     np.testing.assert_allclose(compiled.depth[0], eager.depth[0], atol=1e-4)
     np.testing.assert_allclose(compiled.normal_raw[0], eager.normal_raw[0], atol=1e-4)
 

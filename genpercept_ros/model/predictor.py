@@ -212,7 +212,7 @@ class GenPerceptPredictor:
     @classmethod
     def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
                         device=None, dtype=None, allow_pickle=False, channels_last=False,
-                        torch_compile=False, max_batch_size=8, profile=False,
+                        max_batch_size=8, profile=False,
                         acceleration='eager', warn=None, compile_mode=None, progress=None):
         """
         Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
@@ -221,7 +221,7 @@ class GenPerceptPredictor:
         'compile', 'cuda_graphs', 'compile+cuda_graphs'); a fast path is checked against eager
         on the warm-up frame of each new input shape and falls back to eager, calling
         ``warn(message)`` once, on any error or mismatch (see :attr:`acceleration`).
-        ``torch_compile=True`` is the old unchecked compile (benchmarks). ``progress``, when
+        (Benchmarks call :meth:`compile_models` for an unchecked compile.) ``progress``, when
         given, is called as ``progress(done, total, label)`` before each component loads and
         once at the end (``done == total``), for progress bars. Raises WeightsError for
         missing/corrupt/mismatched weights and ValueError for bad arguments.
@@ -292,8 +292,6 @@ class GenPerceptPredictor:
                         channels_last=channels_last, max_batch_size=max_batch_size,
                         model_root=model_root, profile=profile, steps=steps,
                         acceleration=acceleration, warn=warn, compile_mode=compile_mode)
-        if torch_compile:
-            predictor.compile_models()
         return predictor
 
     # ----------------------------------------------------------------- properties
