@@ -30,6 +30,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
+from genpercept_ros.model.registry import MODELS
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
@@ -231,6 +232,9 @@ def test_typed_names_and_random_weights_are_handled_at_startup(tiny_model_root, 
         assert 'not meaningful' in status.message and 'GENPERCEPT_RANDOM_WEIGHTS' in \
             status.message
         assert values['weights'] == 'random' and values['predictions_meaningful'] == 'false'
+        # The licence of what was loaded, as the registry states it.
+        assert values['licences'] == (f"depth-v2: {MODELS['depth-v2'].licence}; "
+                                      f"normal-v2: {MODELS['normal-v2'].licence}"), values
         node.process.send_signal(signal.SIGINT)
         assert node.finish() == 0, node.text()
     finally:

@@ -263,6 +263,7 @@ class NodeCore:
                 'depth_model': self.params['depth_model'] or 'disabled',
                 'normal_model': self.params['normal_model'] or 'disabled',
                 'model_root': self.params['model_root'] or 'huggingface cache',
+                'licences': _licences(predictor),
                 'device': str(self.device), 'dtype': str(self.dtype),
                 'acceleration': predictor.acceleration.active,
                 'acceleration_reason': predictor.acceleration.summary(),
@@ -280,3 +281,10 @@ class NodeCore:
         publisher.publish(self._diagnostics.build(
             self.node.get_clock().now().to_msg(), time.monotonic(), model_status,
             self.channels, scale_reports, extra))
+
+
+def _licences(predictor):
+    """Return 'model: licence; ...' of the loaded models (as the start-up log line names them)."""
+    specs = (getattr(predictor, 'depth_spec', None), getattr(predictor, 'normal_spec', None))
+    return '; '.join(f'{spec.name}: {getattr(spec, "licence", "unknown")}'
+                     for spec in specs if spec is not None) or 'none'

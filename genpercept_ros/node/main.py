@@ -61,10 +61,12 @@ USAGE = f"""usage: {NODE_NAME} [-h] [{LIFECYCLE_FLAG}] [--ros-args [-p NAME:=VAL
                        [--params-file FILE] [-r __ns:=/NAMESPACE] [-r image:=TOPIC] ...]
 
 GenPercept depth, normals and point clouds for ROS 2 cameras (one-step diffusion).
-Subscribes image (or image/compressed) and camera_info; publishes depth_relative/image,
-depth/image (32FC1 metres, NaN invalid), depth/camera_info, depth/colored, depth/scale,
-normals/image, normals/colored, points, points_voxel and /diagnostics, each with the input
-image's header.
+Subscribes image (or image/compressed) and camera_info (+ reference/* in scale_mode reference);
+publishes depth_relative/image (disparity_relative/image for disparity models; unitless),
+depth/image (32FC1 metres, NaN invalid), depth/camera_info, depth/colored, depth/confidence,
+depth/scale (and the deprecated scale), normals/image, normals/colored, points, points_voxel,
+points_obstacles and ground/mask (when the floor is known) and /diagnostics, each with the
+input image's header.
 
 options:
   -h, --help    show this help and the parameters, then exit

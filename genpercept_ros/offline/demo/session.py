@@ -149,6 +149,13 @@ def run_demo(args, out, frames, width, height, model_root, meaningful, note, sta
         timed_out = not _spin_until(executor, finished, max(0.0, deadline - time.monotonic()),
                                     recorder.flush)
         _spin_until(executor, lambda: False, 0.3, recorder.flush)  # let the stragglers arrive
+        # The summary reports the node's own diagnostics: wait for one sent after the last frame
+        # (a short run can end before the first diagnostics period has passed).
+        diagnostics_count = recorder.counts.get('/diagnostics', 0)
+        _spin_until(executor,
+                    lambda: recorder.counts.get('/diagnostics', 0) > diagnostics_count,
+                    min(values['diagnostics_period_s'] + 1.0,
+                        max(0.0, deadline - time.monotonic())), recorder.flush)
         recorder.flush()
         summary = _summarise(args, camera, recorder, scenes, intrinsics, values, model_root,
                              meaningful, note, load_s, publish_s, timed_out, out,
