@@ -66,9 +66,6 @@ from genpercept_ros.model.runtime import resolve_dtype
 from genpercept_ros.model.runtime import Stopwatch
 from genpercept_ros.model.runtime import vae_dtype_for
 from genpercept_ros.model.sizes import processing_size
-
-# Key of TAESD in the predictor's decoder-model table (the repo root holds it).
-TAESD_KEY = (TAESD_REPO, '')
 from genpercept_ros.model.weights import WeightsError
 from genpercept_ros.model.weights import WeightsLocator
 import numpy as np
@@ -77,6 +74,8 @@ import torch
 
 OUTPUT_RESOLUTIONS = ('input', 'processing')
 MAX_STAGING_SHAPES = 8
+# Key of TAESD in the predictor's decoder-model table (the repo root holds it).
+TAESD_KEY = (TAESD_REPO, '')
 
 
 @dataclass

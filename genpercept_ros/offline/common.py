@@ -70,7 +70,7 @@ def add_model_arguments(parser, processing_resolution=768):
     group.add_argument('--decoder', default='vae', choices=('vae', 'taesd'),
                        help="decoder of the VAE-decoded models: 'vae' (their own SD VAE) or "
                             "'taesd' (madebyollin/taesd, faster, less accurate; fetch it with "
-                            "genpercept download --decoder taesd); DPT-head models ignore it "
+                            'genpercept download --decoder taesd); DPT-head models ignore it '
                             '(default: %(default)s)')
     group.add_argument('--allow-pickle', action='store_true',
                        help='allow loading pickle (.bin/.ckpt) checkpoints; never do this with '
