@@ -525,12 +525,14 @@ class GenPerceptPredictor:
 
         SD VAE: ``decoder(post_quant_conv(z))`` as ``AutoencoderKL.decode``, on
         ``z = x0 / 0.18215``. TAESD: ``decoder(x0)`` as ``AutoencoderTiny.decode`` (diffusers
-        0.42.1 ``models/autoencoders/autoencoder_tiny.py``: ``output = self.decoder(x)``, no
-        post-quant convolution), on ``x0 / 1.0`` (its ``scaling_factor`` is 1.0: it takes the
-        SD-scaled latent). ``DecoderTiny.forward`` (``models/autoencoders/vae.py``) clamps its
-        input with ``tanh(x / 3) * 3``, and its layers produce [0, 1], which it maps to
-        [-1, 1] with ``x.mul(2).sub(1)`` "to match diffusers convention": the same range as the
-        SD VAE's output, so every post-processing recipe is unchanged.
+        0.42.1 ``models/autoencoders/autoencoder_tiny.py`` line 284: ``output = self.decoder(x)``,
+        no post-quant convolution), on ``x0 / 1.0`` (its ``scaling_factor`` is 1.0: it takes
+        the SD-scaled latent, as diffusers' pipelines pass ``latents / vae.config.
+        scaling_factor``). ``DecoderTiny.forward`` (``models/autoencoders/vae.py`` lines 887 and
+        895) clamps its input with ``tanh(x / 3) * 3``, and its layers produce [0, 1], which it
+        maps to [-1, 1] with ``x.mul(2).sub(1)`` "to match diffusers convention": the same range
+        as the SD VAE's output, so every post-processing recipe is unchanged. (Same code in
+        diffusers 0.30, the oldest supported.)
 
         Tasks sharing a decoder (depth and normals) are decoded in one batched call when
         ``batch_decoders`` is on: one decoder launch sequence instead of two (the decoder is
