@@ -128,7 +128,8 @@ TINY_DPT_OVERRIDES = {
     'neck_hidden_sizes': [32, 32, 64, 64],
 }
 
-# The AutoencoderTiny config of madebyollin/taesd (its config.json; diffusers' defaults).
+# The AutoencoderTiny config of madebyollin/taesd: diffusers' AutoencoderTiny defaults, which are
+# TAESD's (the hub's config.json itself could not be read here; the loader takes the file's).
 TAESD_CONFIG = {
     '_class_name': 'AutoencoderTiny',
     'act_fn': 'relu',
