@@ -41,6 +41,10 @@ Sections:
 - ``modules``: encoder, UNet and decoder alone at 768x576, bf16, batch 1: eager,
   channels_last and CUDA graphs; FLOPs counted with ``torch.utils.flop_counter`` and the share of
   the FLOP floor (FLOPs / measured matmul rate / time).
+- ``fast_decoder``: the optional TAESD decoder (``decoder='taesd'``, random full-size
+  ``AutoencoderTiny`` built on the device) against the SD VAE decoder alone on the 768x576
+  latent, bf16, batch 1, and ``predict()`` depth and depth + normal with each decoder (eager,
+  batch 1). Speed only: the accuracy cost needs the real weights (recorded as not measured).
 - ``compile``: the same modules under ``torch.compile`` and compile + CUDA graphs (compile time
   reported), then ``predict()`` depth end to end with compile + CUDA graphs.
 
@@ -71,7 +75,9 @@ from genpercept_ros.geometry.synthetic import box_room
 from genpercept_ros.model import configs
 from genpercept_ros.model.acceleration import cuda_graphs_unavailable_reason
 from genpercept_ros.model.acceleration import CudaGraphModule
+from genpercept_ros.model.precision import keep_decoder_output_fp32
 from genpercept_ros.model.predictor import GenPerceptPredictor
+from genpercept_ros.model.predictor import TAESD_KEY
 from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import LATENT_SCALE
 import numpy as np
@@ -93,6 +99,7 @@ SECTIONS = (
     ('sdpa_kernels', 0.05),
     ('reference', 0.12),
     ('modules', 0.15),
+    ('fast_decoder', 0.05),
     ('compile', 0.45),
 )
 TASK_SETS = {'depth': ('depth',), 'depth+normal': ('depth', 'normal')}
@@ -201,6 +208,7 @@ class Weights:
                       'normal': get_model_spec(NORMAL_MODEL, task='normal')}
         self.vae_key = (self.specs['depth'].vae_repo, self.specs['depth'].vae_subfolder)
         self._bf16 = None
+        self._taesd = {}
         synchronize(device)
         self.build_s = time.perf_counter() - started
         self.settings = settings
@@ -215,7 +223,19 @@ class Weights:
                            for task, unet in self.unets.items()})
         return self._bf16
 
-    def predictor(self, tasks, dtype, channels_last=False, acceleration='eager'):
+    def taesd(self, dtype):
+        """Return a random TAESD (AutoencoderTiny, full-size or tiny config) in ``dtype``."""
+        if dtype not in self._taesd:
+            from diffusers import AutoencoderTiny
+            with torch.device(self.settings.device):
+                torch.manual_seed(1)
+                taesd = AutoencoderTiny.from_config(configs.taesd_config(self.settings.full_size))
+            taesd = keep_decoder_output_fp32(taesd.eval().requires_grad_(False))
+            self._taesd[dtype] = taesd.to(dtype)
+        return self._taesd[dtype]
+
+    def predictor(self, tasks, dtype, channels_last=False, acceleration='eager',
+                  decoder='vae'):
         """
         Return a GenPerceptPredictor over the modules for ``tasks``.
 
@@ -230,14 +250,17 @@ class Weights:
             vae = copy.deepcopy(vae).to(memory_format=memory_format)
             unets = {task: copy.deepcopy(unets[task]).to(memory_format=memory_format)
                      for task in tasks}
+        vaes = {self.vae_key: vae}
+        if decoder == 'taesd':
+            vaes[TAESD_KEY] = shallow_copy(self.taesd(dtype))
         return GenPerceptPredictor(
             {task: self.specs[task] for task in tasks},
-            {task: unets[task] for task in tasks}, {}, {self.vae_key: vae},
+            {task: unets[task] for task in tasks}, {}, vaes,
             {(self.specs[task].text_repo, self.specs[task].conditioning):
              self.conditioning.to(dtype) for task in tasks},
             self.settings.device, dtype, channels_last=channels_last, max_batch_size=8,
             acceleration=acceleration, warn=lambda message: print(f'warning: {message}'),
-            compile_mode=getattr(self, 'compile_mode', None))
+            compile_mode=getattr(self, 'compile_mode', None), decoder=decoder)
 
     def parameter_bytes(self, tasks, dtype):
         """Return the bytes of the weights ``tasks`` need in ``dtype``."""
@@ -561,6 +584,43 @@ class Run:
             self._time_modules(out, 'cuda_graphs', graphs)
         else:
             out['skipped'] = [{'variant': 'cuda_graphs', 'reason': reason}]
+
+    def section_fast_decoder(self, out):
+        """Time TAESD's decoder against the SD VAE decoder, alone and in predict() (eager)."""
+        weights = self.need_weights()
+        vae, _ = weights.modules(torch.bfloat16)
+        taesd = weights.taesd(torch.bfloat16)
+        height, width = self._processing_size()
+        out['processing_size'] = [height, width]
+        out['accuracy'] = ('not measured: random weights; the accuracy cost against the SD VAE '
+                           'decoder needs the real model and madebyollin/taesd weights')
+        latent = torch.randn(1, 4, height // 8, width // 8, device=self.settings.device,
+                             dtype=torch.bfloat16)
+        decoders = {'vae': lambda: vae.decoder(vae.post_quant_conv(latent / LATENT_SCALE)),
+                    'taesd': lambda: taesd.decoder(latent)}
+        rows = out.setdefault('rows', [])
+        for name, call in decoders.items():
+            with torch.inference_mode():
+                median, best = time_call(call, self.settings.device, self.settings.warmup,
+                                         self.settings.iters)
+            rows.append({'what': 'decoder', 'decoder': name, 'median_ms': median,
+                         'min_ms': best})
+            print(f'fast_decoder decoder {name:>5}: {median:8.2f} ms', flush=True)
+        saved = dict(self.e2e)   # _time_predict records eager rows that end_to_end owns
+        try:
+            for decoder in ('vae', 'taesd'):
+                for task_set, tasks in TASK_SETS.items():
+                    predictor = weights.predictor(tasks, torch.bfloat16, decoder=decoder)
+                    row = dict(self._time_predict(predictor, task_set, 'eager', 1))
+                    row.update(what='predict', decoder=decoder)
+                    row.pop('acceleration_checks', None)
+                    rows.append(row)
+                    print(f'fast_decoder predict {task_set:>12} {decoder:>5}: '
+                          f'{row["per_frame_ms"]:8.2f} ms/frame', flush=True)
+                    del predictor
+                    gc.collect()
+        finally:
+            self.e2e = saved
 
     def section_compile(self, out):
         """Time the modules under torch.compile, compile + CUDA graphs, then predict()."""

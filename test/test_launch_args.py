@@ -58,6 +58,7 @@ PARAMETER_CASES = {
     'device': ('cuda:1', 'cuda:1'),
     'dtype': ('bf16', 'bf16'),
     'acceleration': ('compile+cuda_graphs', 'compile+cuda_graphs'),
+    'decoder': ('taesd', 'taesd'),
     'processing_resolution': ('512', 512),
     'output_resolution': ('processing', 'processing'),
     'image_transport': ('compressed', 'compressed'),

@@ -120,6 +120,21 @@ def test_fetch_fills_a_model_root_that_loads(tiny_model_root, tmp_path):
     assert predictor.depth_spec.has_dpt_head
 
 
+def test_decoder_taesd_fetches_the_fast_decoder_and_it_loads(tiny_model_root, tmp_path, capsys):
+    files = download.required_files(['depth-v2'], decoder='taesd')
+    assert files == download.required_files(['depth-v2']) + [
+        ('madebyollin/taesd', 'config.json', True),
+        ('madebyollin/taesd', 'diffusion_pytorch_model.safetensors', True)]
+    assert download.run(_parse(['--models', 'depth-v2', '--decoder', 'taesd', '--list',
+                                '--model-root', str(tmp_path)])) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert str(tmp_path / 'taesd' / 'diffusion_pytorch_model.safetensors') in listed
+    download.fetch(files, tmp_path, snapshot=_fake_snapshot(tiny_model_root))
+    predictor = GenPerceptPredictor.from_pretrained('depth-v2', None, model_root=tmp_path,
+                                                    device='cpu', decoder='taesd')
+    assert predictor.decoder == 'taesd'
+
+
 def test_fetch_rejects_a_corrupt_download(tiny_model_root, tmp_path):
     source = tmp_path / 'source'
     shutil.copytree(tiny_model_root, source)

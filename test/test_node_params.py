@@ -28,7 +28,7 @@ CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'genpercept.yaml'
 
 # The names the node promises (README, launch files, issue texts); a rename must be deliberate.
 PROMISED = {
-    'model_root', 'depth_model', 'normal_model', 'device', 'dtype', 'acceleration',
+    'model_root', 'depth_model', 'normal_model', 'device', 'dtype', 'acceleration', 'decoder',
     'processing_resolution',
     'output_resolution', 'image_transport', 'frame_id', 'scale_mode', 'near_m', 'far_m',
     'depth_scale', 'depth_shift', 'cloud_decimation', 'cloud_color', 'cloud_normals',

@@ -560,6 +560,21 @@ def test_cuda_graphs_requested_on_cpu_serves_eager_and_says_why(harness, make_no
     assert 'CUDA graphs need a CUDA device' in model['acceleration_reason']
 
 
+def test_decoder_taesd_parameter_decodes_with_taesd_and_says_so(harness, make_node):
+    """decoder:=taesd loads the fast decoder; diagnostics name it; outputs are published."""
+    node, namespace = make_node(normal_model='', decoder='taesd')
+    assert node.get_parameter('decoder').value == 'taesd'
+    assert node.core.pipeline.predictor.decoder == 'taesd'
+    harness.subscribe(namespace, ['depth/image'])
+    publish_until(harness, namespace, ['depth/image'], rgb_array(), stamp_of(42.0))
+    model_status = f'{namespace}/genpercept_node: model'
+    assert wait_for(lambda: 'decoder' in diagnostic_values(harness, model_status), 5.0)
+    model = diagnostic_values(harness, model_status)
+    assert model['decoder'] == 'taesd'
+    assert model['decoder_detail'] == 'depth: taesd (madebyollin/taesd, MIT (model card ' \
+        'madebyollin/taesd))'
+
+
 def test_reference_depth_topic_sets_the_scale(harness, make_node):
     """A metric reference on reference/depth with the frame's stamp is fitted and reported."""
     node, namespace = make_node(normal_model='', scale_mode='reference', fit_min_points=20)

@@ -361,6 +361,24 @@ def test_acceleration_option_warns_once_and_keeps_eager_outputs(
         _run(images + ['-o', str(fast), '--acceleration', 'turbo'] + common)
 
 
+def test_decoder_option_decodes_with_taesd(inputs, tiny_model_root, tmp_path, capsys):
+    folder, _ = inputs
+    image = [str(folder / 'colour.png')]
+    common = ['--normal-model', ''] + _common(tiny_model_root)
+    vae, fast, param = tmp_path / 'vae', tmp_path / 'taesd', tmp_path / 'param'
+    assert _run(image + ['-o', str(vae)] + common) == 0
+    assert _run(image + ['-o', str(fast), '--decoder', 'taesd'] + common) == 0
+    assert 'decoder taesd' in capsys.readouterr().out
+    # Like the other model options, the node parameter has its own flag, not -p.
+    assert _run(image + ['-o', str(param), '-p', 'decoder=taesd'] + common) == 2
+    assert 'set decoder with --decoder' in capsys.readouterr().err
+    # Random tiny weights: the two decoders give different depth (nothing else changed).
+    assert np.abs(np.load(fast / 'colour_depth.npy') - np.load(vae / 'colour_depth.npy')).max() \
+        > 1e-3
+    with pytest.raises(SystemExit):
+        _run(image + ['-o', str(fast), '--decoder', 'tiny'] + common)
+
+
 def _distorted_yaml(path, model, k, d, width, height):
     path.write_text(
         f'image_width: {width}\nimage_height: {height}\ncamera_name: raw\n'

@@ -109,6 +109,12 @@ def test_bench_gpu_smoke_answers_every_section(tmp_path):
     modules = {(row['module'], row['variant']): row for row in sections['modules']['rows']}
     assert {module for module, _ in modules} == {'encoder', 'unet', 'decoder'}
     assert all(row['gflop'] > 0 and row['share_of_floor'] > 0 for row in modules.values())
+    # The fast decoder: both decoders timed alone and in predict(); accuracy not claimed.
+    fast = sections['fast_decoder']
+    assert {(row['what'], row['decoder']) for row in fast['rows']} == {
+        (what, decoder) for what in ('decoder', 'predict') for decoder in ('vae', 'taesd')}
+    assert all(row['median_ms'] > 0 for row in fast['rows'])
+    assert 'not measured' in fast['accuracy']
 
 
 def test_bench_gpu_guard_records_a_timeout_and_carries_on(tmp_path, monkeypatch):

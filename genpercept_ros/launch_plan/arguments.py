@@ -93,6 +93,8 @@ _MODEL_ARGUMENTS = (
     _param('acceleration', 'Fast path: auto, eager, compile, cuda_graphs, compile+cuda_graphs '
            '(each checked against eager; eager on failure).',
            choices=PARAMETER_SPECS['acceleration'].choices),
+    _param('decoder', "Decoder: 'vae' (the model's own) or 'taesd' (fast, less accurate; "
+           'DPT-head models ignore it).', choices=PARAMETER_SPECS['decoder'].choices),
     _param('processing_resolution', 'Longest edge fed to the model in pixels (0 = native); '
            'lower is faster.'),
     _param('output_resolution', "Publish at the camera ('input') or model resolution.",

@@ -128,6 +128,29 @@ TINY_DPT_OVERRIDES = {
     'neck_hidden_sizes': [32, 32, 64, 64],
 }
 
+# The AutoencoderTiny config of madebyollin/taesd: diffusers' AutoencoderTiny defaults, which are
+# TAESD's (the hub's config.json itself could not be read here; the loader takes the file's).
+TAESD_CONFIG = {
+    '_class_name': 'AutoencoderTiny',
+    'act_fn': 'relu',
+    'decoder_block_out_channels': [64, 64, 64, 64],
+    'encoder_block_out_channels': [64, 64, 64, 64],
+    'force_upcast': False,
+    'in_channels': 3,
+    'latent_channels': 4,
+    'latent_magnitude': 3,
+    'latent_shift': 0.5,
+    'num_decoder_blocks': [3, 3, 3, 1],
+    'num_encoder_blocks': [1, 3, 3, 3],
+    'out_channels': 3,
+    'scaling_factor': 1.0,
+    'upsampling_scaling_factor': 2,
+}
+TINY_TAESD_OVERRIDES = {
+    'decoder_block_out_channels': [8, 8, 8, 8],
+    'encoder_block_out_channels': [8, 8, 8, 8],
+}
+
 
 def _merged(base, overrides):
     merged = copy.deepcopy(base)
@@ -156,3 +179,8 @@ def text_encoder_config(full_size=True, vocab_size=None):
 def dpt_head_config(full_size=True):
     """Return the DPT neck/head config, or its tiny copy."""
     return _merged(DPT_HEAD_CONFIG, {} if full_size else TINY_DPT_OVERRIDES)
+
+
+def taesd_config(full_size=True):
+    """Return the TAESD (AutoencoderTiny) config, or its tiny copy."""
+    return _merged(TAESD_CONFIG, {} if full_size else TINY_TAESD_OVERRIDES)

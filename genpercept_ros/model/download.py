@@ -24,9 +24,13 @@ import json
 from pathlib import Path
 import sys
 
+from genpercept_ros.model.registry import DECODER_TAESD
+from genpercept_ros.model.registry import DECODER_VAE
+from genpercept_ros.model.registry import DECODERS
 from genpercept_ros.model.registry import GENPERCEPT_V1_REPO
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
+from genpercept_ros.model.registry import TAESD_REPO
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import hub_offline
 from genpercept_ros.model.weights import hub_unreachable_reason
@@ -42,11 +46,13 @@ class DownloadError(RuntimeError):
     """The hub could not be reached or a fetched file does not verify."""
 
 
-def required_files(models):
+def required_files(models, decoder=DECODER_VAE):
     """
     Return ``[(repo_id, path_in_repo, required)]`` for ``models``, without duplicates.
 
     The DPT head's ``config.json`` is optional: the reference takes it from its own code.
+    ``decoder='taesd'`` adds TAESD's ``config.json`` and ``diffusion_pytorch_model.safetensors``
+    (the root of ``madebyollin/taesd``); the SD VAE is still fetched (it encodes the image).
     """
     files = []
 
@@ -72,6 +78,9 @@ def required_files(models):
             add(repo, f'tokenizer/{name}')
         add(repo, f'text_encoder/{CONFIG_NAME}')
         add(repo, f'text_encoder/{TRANSFORMERS_WEIGHTS_NAME}')
+    if decoder == DECODER_TAESD:
+        add(TAESD_REPO, CONFIG_NAME)
+        add(TAESD_REPO, WEIGHTS_NAME)
     return files
 
 
@@ -173,13 +182,16 @@ def add_arguments(parser):
                         choices=sorted(MODELS),
                         default=list(DEFAULT_MODELS),
                         help='models to fetch (default: depth-v2 normal-v2; --variants: old name)')
+    parser.add_argument('--decoder', choices=DECODERS, default=DECODER_VAE,
+                        help="'taesd' also fetches the fast decoder madebyollin/taesd "
+                             "(default: %(default)s, the models' own VAE only)")
     parser.add_argument('--list', action='store_true',
                         help='only print the files that would be fetched')
 
 
 def run(args):
     """Fetch the files and print what was fetched, or explain what to copy where."""
-    files = required_files(args.models)
+    files = required_files(args.models, args.decoder)
     if args.list:
         for repo, path, required in files:
             target = (local_target(args.model_root, repo, path) if args.model_root

@@ -12,12 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Build the UNet, VAE, DPT head, tokenizer and text encoder from located files."""
+"""Build the UNet, VAE, TAESD, DPT head, tokenizer and text encoder from located files."""
 
 import logging
 
 from genpercept_ros.model import configs
 from genpercept_ros.model.registry import GENPERCEPT
+from genpercept_ros.model.registry import TAESD_REPO
 from genpercept_ros.model.weights import check_state_dict
 from genpercept_ros.model.weights import CONFIG_NAME
 from genpercept_ros.model.weights import load_tensors
@@ -182,6 +183,38 @@ def load_vae(locator, repo_id, subfolder):
         vae = _materialise(vae, state, weights_path)
     vae.set_attn_processor(AttnProcessor2_0())
     return vae
+
+
+def load_taesd(locator):
+    """
+    Return TAESD, the fast decoder (diffusers ``AutoencoderTiny``), from ``madebyollin/taesd``.
+
+    The hub repo holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` at its root;
+    safetensors only (a pickle is refused unless ``allow_pickle``, as everywhere). Its config
+    must decode 4 latent channels to 3 image channels with 4 blocks (x8, like the SD VAE).
+    Loaded with ``AutoencoderTiny.from_pretrained`` and held to the strict key/shape rule:
+    anything missing or unexpected is a WeightsError naming the file and the download command.
+    """
+    import torch
+    from diffusers import AutoencoderTiny
+    config_path = locator.resolve(TAESD_REPO, CONFIG_NAME)
+    config = dict(configs.TAESD_CONFIG)
+    config.update(read_json(config_path))
+    _require(config.get('latent_channels') == 4 and config.get('out_channels') == 3
+             and len(config.get('decoder_block_out_channels') or ()) == 4
+             and config.get('upsampling_scaling_factor') == 2,
+             f'{config_path}: expected TAESD for the SD VAE latent (4 latent channels -> 3, '
+             '4 decoder blocks, x2 upsampling: x8)')
+    _require(float(config.get('scaling_factor', 1.0)) == 1.0,
+             f'{config_path}: scaling_factor {config.get("scaling_factor")} is not 1.0; TAESD '
+             'takes the SD-scaled latent as it is')
+    weights_path = locator.resolve_weights(TAESD_REPO, '', WEIGHTS_NAME)
+    if weights_path.suffix == '.safetensors':
+        return _vae_from_pretrained(AutoencoderTiny, config_path.parent, None, weights_path)
+    state = load_tensors(weights_path, locator.allow_pickle)
+    with torch.device('meta'):
+        taesd = AutoencoderTiny.from_config(config)
+    return _materialise(taesd, state, weights_path)
 
 
 def _vae_from_pretrained(model_class, root, subfolder, weights_path):

@@ -69,6 +69,26 @@ def keep_vae_decoder_output_fp32(vae):
     return vae
 
 
+def keep_taesd_decoder_output_fp32(taesd):
+    """
+    Make TAESD's last decoder convolution (``decoder.layers[-1]``, 64 -> 3) run in fp32.
+
+    In place, idempotent, returns ``taesd`` (diffusers ``AutoencoderTiny``). Its decoder then
+    returns fp32 ``[B, 3, H, W]``; the ``mul(2).sub(1)`` that follows runs on fp32 values.
+    """
+    layers = taesd.decoder.layers
+    if not isinstance(layers[-1], Float32Layer):
+        layers[-1] = Float32Layer(layers[-1])
+    return taesd
+
+
+def keep_decoder_output_fp32(decoder_model):
+    """Apply the fp32 tail of an SD VAE (AutoencoderKL) or of TAESD (AutoencoderTiny)."""
+    if hasattr(decoder_model.decoder, 'conv_out'):
+        return keep_vae_decoder_output_fp32(decoder_model)
+    return keep_taesd_decoder_output_fp32(decoder_model)
+
+
 def keep_dpt_head_output_fp32(head):
     """
     Make the DPT head's final 1x1 convolution run in fp32 (in place); returns ``head``.

@@ -33,21 +33,27 @@ from genpercept_ros.model.acceleration import record_event
 from genpercept_ros.model.conditioning import empty_prompt_embedding
 from genpercept_ros.model.loaders import load_dpt_head
 from genpercept_ros.model.loaders import load_scheduler
+from genpercept_ros.model.loaders import load_taesd
 from genpercept_ros.model.loaders import load_unet
 from genpercept_ros.model.loaders import load_vae
 from genpercept_ros.model.postprocess import normals_to_optical
 from genpercept_ros.model.postprocess import postprocess
 from genpercept_ros.model.postprocess import raw_layout
+from genpercept_ros.model.precision import keep_decoder_output_fp32
 from genpercept_ros.model.precision import keep_dpt_head_output_fp32
-from genpercept_ros.model.precision import keep_vae_decoder_output_fp32
 from genpercept_ros.model.preprocess import preprocess_float
 from genpercept_ros.model.preprocess import preprocess_v1
 from genpercept_ros.model.preprocess import preprocess_v2
+from genpercept_ros.model.registry import DECODER_TAESD
+from genpercept_ros.model.registry import DECODER_VAE
+from genpercept_ros.model.registry import DECODERS
 from genpercept_ros.model.registry import DEFAULT_PROCESSING_RESOLUTION
 from genpercept_ros.model.registry import get_model_spec
 from genpercept_ros.model.registry import LOTUS_D
 from genpercept_ros.model.registry import PRE_FLOAT_BILINEAR
 from genpercept_ros.model.registry import PRE_PIL_BICUBIC
+from genpercept_ros.model.registry import TAESD_LICENCE
+from genpercept_ros.model.registry import TAESD_REPO
 from genpercept_ros.model.registry import X0_NEGATIVE_V
 from genpercept_ros.model.registry import X0_SAMPLE
 from genpercept_ros.model.registry import X0_V_PREDICTION
@@ -68,6 +74,8 @@ import torch
 
 OUTPUT_RESOLUTIONS = ('input', 'processing')
 MAX_STAGING_SHAPES = 8
+# Key of TAESD in the predictor's decoder-model table (the repo root holds it).
+TAESD_KEY = (TAESD_REPO, '')
 
 
 @dataclass
@@ -167,11 +175,20 @@ class GenPerceptPredictor:
 
     def __init__(self, specs, unets, heads, vaes, conditionings, device, dtype,
                  channels_last=False, max_batch_size=8, model_root=None, profile=False,
-                 steps=None, acceleration='eager', warn=None, compile_mode=None):
+                 steps=None, acceleration='eager', warn=None, compile_mode=None,
+                 decoder=DECODER_VAE):
+        if decoder not in DECODERS:
+            raise ValueError(f'decoder must be one of {", ".join(DECODERS)}, got {decoder!r}')
         self._specs = specs                      # task -> ModelSpec
         self._unets = unets                      # task -> UNet2DConditionModel
         self._heads = heads                      # task -> DPTHead
-        self._vaes = vaes                        # (repo, subfolder) -> AutoencoderKL (shared)
+        # (repo, subfolder) -> AutoencoderKL (shared), plus TAESD_KEY -> AutoencoderTiny when the
+        # fast decoder is used (one table, so acceleration wraps its decoder like the VAE's).
+        self._vaes = vaes
+        self._decoder = decoder
+        if decoder == DECODER_TAESD and TAESD_KEY not in vaes and any(
+                not spec.has_dpt_head for spec in specs.values()):
+            raise ValueError("decoder 'taesd' needs the TAESD model in vaes[TAESD_KEY]")
         self._conditionings = conditionings      # (text repo, kind) -> [1, S, D] on device
         self._steps = steps or {task: denoising_step(spec) for task, spec in specs.items()}
         self._latent_scales = {id(vae): float(vae.config.scaling_factor)
@@ -200,7 +217,7 @@ class GenPerceptPredictor:
         self._predict_lock = threading.Lock()
         # The decoders' last layers run in fp32 whatever the dtype (model/precision.py).
         for vae in vaes.values():
-            keep_vae_decoder_output_fp32(vae)
+            keep_decoder_output_fp32(vae)
         for head in heads.values():
             keep_dpt_head_output_fp32(head)
         for task, spec in specs.items():
@@ -213,9 +230,16 @@ class GenPerceptPredictor:
     def from_pretrained(cls, depth_model='depth-v2', normal_model='normal-v2', model_root=None,
                         device=None, dtype=None, allow_pickle=False, channels_last=False,
                         max_batch_size=8, profile=False,
-                        acceleration='eager', warn=None, compile_mode=None, progress=None):
+                        acceleration='eager', warn=None, compile_mode=None, progress=None,
+                        decoder=DECODER_VAE):
         """
         Load the chosen variants ('' or None disables a task) from ``model_root`` or the hub.
+
+        ``decoder``: 'vae' (default: each model's own SD VAE decoder) or 'taesd' (the VAE-decoded
+        models decode their x0 latent with TAESD, ``madebyollin/taesd``, diffusers
+        ``AutoencoderTiny``: faster, less accurate; see :meth:`_decode`). The image is still
+        encoded with the SD VAE. DPT-head models (disparity-dpt-v2) ignore ``decoder``: their
+        head replaces the decoder; TAESD is loaded only when a model decodes with it.
 
         ``acceleration``: one of ``model.acceleration.ACCELERATIONS`` ('auto', 'eager',
         'compile', 'cuda_graphs', 'compile+cuda_graphs'); a fast path is checked against eager
@@ -226,6 +250,8 @@ class GenPerceptPredictor:
         once at the end (``done == total``), for progress bars. Raises WeightsError for
         missing/corrupt/mismatched weights and ValueError for bad arguments.
         """
+        if decoder not in DECODERS:
+            raise ValueError(f'decoder must be one of {", ".join(DECODERS)}, got {decoder!r}')
         specs = {}
         if depth_model:
             specs['depth'] = get_model_spec(depth_model, task='depth')
@@ -237,11 +263,15 @@ class GenPerceptPredictor:
         dtype = resolve_dtype(dtype, device)
         vae_dtype = vae_dtype_for(dtype)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle)
+        locator = WeightsLocator(model_root, [s.name for s in specs.values()], allow_pickle,
+                                 decoder=decoder)
         unets, heads, vaes, conditionings, steps = {}, {}, {}, {}, {}
+        use_taesd = decoder == DECODER_TAESD and any(
+            not spec.has_dpt_head for spec in specs.values())
         total = (len({(s.text_repo, s.conditioning) for s in specs.values()})
                  + len({(s.vae_repo, s.vae_subfolder) for s in specs.values()})
-                 + len(specs) + sum(1 for s in specs.values() if s.has_dpt_head))
+                 + len(specs) + sum(1 for s in specs.values() if s.has_dpt_head)
+                 + int(use_taesd))
         done = [0]
 
         def step(label):
@@ -262,12 +292,16 @@ class GenPerceptPredictor:
             if key not in vaes:
                 step('VAE')
                 # fp32 tails taken before the cast keep the checkpoint's values exactly.
-                vae = place_module(keep_vae_decoder_output_fp32(load_vae(locator, *key)),
+                vae = place_module(keep_decoder_output_fp32(load_vae(locator, *key)),
                                    device, vae_dtype, memory_format)
                 # Copies of the same VAE weights in several repos become one module.
                 vaes[key] = next((known for known in vaes.values() if _same_weights(known, vae)),
                                  vae)
                 del vae
+        if use_taesd:
+            step('TAESD decoder')
+            vaes[TAESD_KEY] = place_module(keep_decoder_output_fp32(load_taesd(locator)),
+                                           device, vae_dtype, memory_format)
         for task, spec in specs.items():
             step(f'{spec.name} UNet')
             unet = load_unet(locator, spec)
@@ -291,7 +325,8 @@ class GenPerceptPredictor:
         predictor = cls(specs, unets, heads, vaes, conditionings, device, dtype,
                         channels_last=channels_last, max_batch_size=max_batch_size,
                         model_root=model_root, profile=profile, steps=steps,
-                        acceleration=acceleration, warn=warn, compile_mode=compile_mode)
+                        acceleration=acceleration, warn=warn, compile_mode=compile_mode,
+                        decoder=decoder)
         return predictor
 
     # ----------------------------------------------------------------- properties
@@ -309,6 +344,24 @@ class GenPerceptPredictor:
     def acceleration(self):
         """Return the AccelerationStatus: requested and active path, why, and the checks."""
         return self._accelerator.status
+
+    @property
+    def decoder(self):
+        """Return the requested decoder, 'vae' or 'taesd' (DPT-head models ignore it)."""
+        return self._decoder
+
+    def decoder_summary(self):
+        """Return which decoder each task runs, e.g. 'depth: taesd (madebyollin/taesd, MIT)'."""
+        parts = []
+        for task, spec in self._specs.items():
+            if spec.has_dpt_head:
+                used = 'DPT head (decoder ignored)'
+            elif self._uses_taesd(task):
+                used = f'taesd ({TAESD_REPO}, {TAESD_LICENCE})'
+            else:
+                used = f'vae ({spec.vae_repo}/{spec.vae_subfolder})'
+            parts.append(f'{task}: {used}')
+        return '; '.join(parts)
 
     @property
     def device(self):
@@ -330,7 +383,8 @@ class GenPerceptPredictor:
         names = ', '.join(f'{task}={spec.name}' for task, spec in self._specs.items())
         licences = '; '.join(f'{spec.name}: {spec.licence}' for spec in self._specs.values())
         return (f'GenPercept {names} on {self._device} ({DTYPE_NAMES[self._dtype]}, VAE '
-                f'{DTYPE_NAMES[self._vae_dtype]}), weights from '
+                f'{DTYPE_NAMES[self._vae_dtype]}), decoder {self._decoder} '
+                f'({self.decoder_summary()}), weights from '
                 f'{self.model_root or "the Hugging Face cache"}; licences: {licences}')
 
     def denoising_step(self, task):
@@ -345,6 +399,13 @@ class GenPerceptPredictor:
     def _vae_for(self, task):
         spec = self._specs[task]
         return self._vaes[(spec.vae_repo, spec.vae_subfolder)]
+
+    def _uses_taesd(self, task):
+        return self._decoder == DECODER_TAESD and not self._specs[task].has_dpt_head
+
+    def _decoder_for(self, task):
+        """Return the model whose decoder turns the x0 latent of ``task`` into pixels."""
+        return self._vaes[TAESD_KEY] if self._uses_taesd(task) else self._vae_for(task)
 
     def _encode_key(self, task):
         return (self._specs[task].preprocess, id(self._vae_for(task)))
@@ -452,21 +513,35 @@ class GenPerceptPredictor:
         with watch.stage('unet'):
             output = unet(sample, self._timestep(task, batch), encoder_hidden_states=cond,
                           **extra).sample
-            scale = self._latent_scales[id(self._vae_for(task))]
+            # x0 / scaling_factor of the decoding model, as diffusers' pipelines call
+            # ``vae.decode(latents / vae.config.scaling_factor)``: 0.18215 for the SD VAE, 1.0
+            # for TAESD (which takes the SD-scaled latent as it is; see _decode).
+            scale = self._latent_scales[id(self._decoder_for(task))]
             return 'latent', self._x0(task, output).to(self._vae_dtype) / scale
 
     def _decode(self, latents, watch):
         """
-        Decode {task: latent} with each task's VAE; return {task: [B, 3, h, w] fp32}.
+        Decode {task: latent} with each task's decoder; return {task: [B, 3, h, w] fp32}.
 
-        Tasks sharing a VAE (depth and normals) are decoded in one batched call when
+        SD VAE: ``decoder(post_quant_conv(z))`` as ``AutoencoderKL.decode``, on
+        ``z = x0 / 0.18215``. TAESD: ``decoder(x0)`` as ``AutoencoderTiny.decode`` (diffusers
+        0.42.1 ``models/autoencoders/autoencoder_tiny.py`` line 284: ``output = self.decoder(x)``,
+        no post-quant convolution), on ``x0 / 1.0`` (its ``scaling_factor`` is 1.0: it takes
+        the SD-scaled latent, as diffusers' pipelines pass ``latents / vae.config.
+        scaling_factor``). ``DecoderTiny.forward`` (``models/autoencoders/vae.py`` lines 887 and
+        895) clamps its input with ``tanh(x / 3) * 3``, and its layers produce [0, 1], which it
+        maps to [-1, 1] with ``x.mul(2).sub(1)`` "to match diffusers convention": the same range
+        as the SD VAE's output, so every post-processing recipe is unchanged. (Same code in
+        diffusers 0.30, the oldest supported.)
+
+        Tasks sharing a decoder (depth and normals) are decoded in one batched call when
         ``batch_decoders`` is on: one decoder launch sequence instead of two (the decoder is
         ~55 % of the work, performance-anchors.md); GroupNorm is per image, so each image's
         result is the same as decoding it alone, up to kernel choice.
         """
         by_vae = {}
         for task in latents:
-            vae = self._vae_for(task)
+            vae = self._decoder_for(task)
             by_vae.setdefault(id(vae), (vae, []))[1].append(task)
         preds = {}
         with watch.stage('decode'):
@@ -475,7 +550,10 @@ class GenPerceptPredictor:
                 for chunk in chunks:
                     stacked = torch.cat([latents[task] for task in chunk]) if len(chunk) > 1 \
                         else latents[chunk[0]]
-                    decoded = vae.decoder(vae.post_quant_conv(stacked))
+                    if vae is self._vaes.get(TAESD_KEY):
+                        decoded = vae.decoder(stacked)
+                    else:
+                        decoded = vae.decoder(vae.post_quant_conv(stacked))
                     for task, pred in zip(chunk, decoded.chunk(len(chunk))):
                         preds[task] = pred
         return preds

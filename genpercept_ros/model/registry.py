@@ -44,6 +44,9 @@ E2E_FT_DEPTH_REPO = 'GonzaloMG/marigold-e2e-ft-depth'
 E2E_FT_NORMALS_REPO = 'GonzaloMG/marigold-e2e-ft-normals'
 LOTUS_D_DISPARITY_REPO = 'jingheya/lotus-depth-d-v2-0-disparity'
 LOTUS_D_NORMAL_REPO = 'jingheya/lotus-normal-d-v1-1'
+# TAESD, the optional fast decoder (diffusers AutoencoderTiny): config.json and
+# diffusion_pytorch_model.safetensors at the repo root.
+TAESD_REPO = 'madebyollin/taesd'
 
 # Folder names under ``model_root``: the last component of each repo id.
 REPO_FOLDERS = {
@@ -54,7 +57,16 @@ REPO_FOLDERS = {
     E2E_FT_NORMALS_REPO: 'marigold-e2e-ft-normals',
     LOTUS_D_DISPARITY_REPO: 'lotus-depth-d-v2-0-disparity',
     LOTUS_D_NORMAL_REPO: 'lotus-normal-d-v1-1',
+    TAESD_REPO: 'taesd',
 }
+
+# Decoders of the VAE-decoded models: 'vae' (the model's own SD VAE decoder) or 'taesd' (the tiny
+# distilled decoder of TAESD_REPO, faster and less accurate). DPT-head models ignore the choice.
+DECODER_VAE = 'vae'
+DECODER_TAESD = 'taesd'
+DECODERS = (DECODER_VAE, DECODER_TAESD)
+# Model card "License:" tag of madebyollin/taesd, read 2026-11-30.
+TAESD_LICENCE = 'MIT (model card madebyollin/taesd)'
 
 # Model families (the reference code each one reproduces; see the module docstring).
 GENPERCEPT = 'genpercept'

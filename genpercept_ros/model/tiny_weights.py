@@ -32,6 +32,7 @@ from genpercept_ros.model.registry import LOTUS_D
 from genpercept_ros.model.registry import MODELS
 from genpercept_ros.model.registry import REPO_FOLDERS
 from genpercept_ros.model.registry import SD21_REPO
+from genpercept_ros.model.registry import TAESD_REPO
 from genpercept_ros.model.weights import RANDOM_WEIGHTS_MARKER
 
 BOS_TOKEN = '<|startoftext|>'
@@ -139,6 +140,22 @@ def write_vae(folder, seed, full_size, dtype=None):
     vae = AutoencoderKL.from_config(configs.vae_config(full_size))
     _write_json(folder / 'config.json', _diffusers_config(configs.vae_config(full_size)))
     _save(folder / 'diffusion_pytorch_model.safetensors', vae.state_dict(), dtype)
+
+
+def write_taesd(folder, seed, full_size):
+    """
+    Write ``folder/{config.json, diffusion_pytorch_model.safetensors}`` of TAESD.
+
+    The whole ``AutoencoderTiny`` (encoder and decoder, as the hub file holds both) with the
+    real key names and config fields; tiny: 8 channels per block instead of 64.
+    """
+    from diffusers import AutoencoderTiny
+    folder = Path(folder)
+    _seed(seed, 'taesd')
+    config = configs.taesd_config(full_size)
+    taesd = AutoencoderTiny.from_config(config)
+    _write_json(folder / 'config.json', _diffusers_config(config))
+    _save(folder / 'diffusion_pytorch_model.safetensors', taesd.state_dict())
 
 
 def write_dpt_head(folder, seed, full_size):
@@ -252,6 +269,8 @@ def make_tiny_weights(root, full_size=False, seed=0, models=None):
     ``<root>/GenPercept/{unet_*_v1, vae}``, ``<root>/stable-diffusion-2-1/{vae, tokenizer,
     text_encoder}``; E2E-FT and Lotus-D models get their whole hub repo
     (``<root>/marigold-e2e-ft-depth/{unet, vae, scheduler, tokenizer, text_encoder}`` etc.).
+    The fast decoder TAESD is always written (a few kB tiny):
+    ``<root>/taesd/{config.json, diffusion_pytorch_model.safetensors}``.
     """
     import torch
     root = Path(root)
@@ -283,6 +302,7 @@ def make_tiny_weights(root, full_size=False, seed=0, models=None):
             write_vae(sd21 / 'vae', seed, full_size)
             vocab_size = write_tokenizer(sd21 / 'tokenizer', full_size)
             write_text_encoder(sd21 / 'text_encoder', seed, full_size, vocab_size)
+        write_taesd(root / REPO_FOLDERS[TAESD_REPO], seed, full_size)
     size = 'full-size (SD 2.1 architecture)' if full_size else 'tiny'
     (root / RANDOM_WEIGHTS_MARKER).write_text(
         f'{size} randomly initialised weights (seed {seed}) written by `genpercept '

@@ -88,13 +88,15 @@ def hub_unreachable_reason(timeout_s=HUB_PROBE_TIMEOUT_S):
     return None
 
 
-def download_command(model_root=None, models=()):
-    """Return the exact ``genpercept download`` command that fetches ``models``."""
+def download_command(model_root=None, models=(), decoder='vae'):
+    """Return the exact ``genpercept download`` command that fetches ``models`` (and TAESD)."""
     parts = ['genpercept', 'download']
     if model_root is not None:
         parts += ['--model-root', shlex.quote(str(model_root))]
     if models:
         parts += ['--models'] + [shlex.quote(v) for v in models]
+    if decoder != 'vae':
+        parts += ['--decoder', shlex.quote(decoder)]
     return ' '.join(parts)
 
 
@@ -102,12 +104,13 @@ class WeightsLocator:
     """
     Resolve ``(repo_id, path in repo)`` to a local file.
 
-    ``models`` only serves the remedy command printed in errors.
+    ``models`` and ``decoder`` only serve the remedy command printed in errors.
     """
 
-    def __init__(self, model_root=None, models=(), allow_pickle=False):
+    def __init__(self, model_root=None, models=(), allow_pickle=False, decoder='vae'):
         self.model_root = None if model_root in (None, '') else Path(model_root).expanduser()
         self.models = tuple(models)
+        self.decoder = decoder
         self.allow_pickle = bool(allow_pickle)
         self._hub_checked = False
         self._hub_unreachable = None
@@ -118,7 +121,7 @@ class WeightsLocator:
 
     def remedy(self):
         """Return the command that downloads what this locator is asked for."""
-        return download_command(self.model_root, self.models)
+        return download_command(self.model_root, self.models, self.decoder)
 
     def local_path(self, repo_id, path_in_repo):
         """Return where ``path_in_repo`` of ``repo_id`` lives under ``model_root``."""

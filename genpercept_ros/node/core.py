@@ -143,6 +143,7 @@ class NodeCore:
             normal_model=params['normal_model'] or None,
             model_root=params['model_root'] or None, device=device, dtype=dtype,
             allow_pickle=params['allow_pickle'], acceleration=params['acceleration'],
+            decoder=params['decoder'],
             warn=self.logger.warning)
         self.load_time_s = time.monotonic() - start
         self.weights = weights_origin(params['model_root'] or None,
@@ -267,6 +268,8 @@ class NodeCore:
                 'device': str(self.device), 'dtype': str(self.dtype),
                 'acceleration': predictor.acceleration.active,
                 'acceleration_reason': predictor.acceleration.summary(),
+                'decoder': predictor.decoder,
+                'decoder_detail': predictor.decoder_summary(),
                 'load_time_s': f'{self.load_time_s:.3f}',
                 'processing_resolution': str(self.settings.processing_resolution),
                 'output_resolution': self.settings.output_resolution,

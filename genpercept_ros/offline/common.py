@@ -34,7 +34,8 @@ OPTION_PARAMETERS = {
     'model_root': '--model-root', 'depth_model': '--depth-model',
     'normal_model': '--normal-model', 'device': '--device', 'dtype': '--dtype',
     'allow_pickle': '--allow-pickle', 'processing_resolution': '--processing-resolution',
-    'output_resolution': '--output-resolution', 'acceleration': '--acceleration'}
+    'output_resolution': '--output-resolution', 'acceleration': '--acceleration',
+    'decoder': '--decoder'}
 
 
 def add_model_arguments(parser, processing_resolution=768):
@@ -66,6 +67,11 @@ def add_model_arguments(parser, processing_resolution=768):
                        help='fast path, checked against eager on the first frame of each size '
                             '(eager with one warning when it fails); auto: the fastest passing '
                             'path on CUDA, eager on CPU (default: %(default)s)')
+    group.add_argument('--decoder', default='vae', choices=('vae', 'taesd'),
+                       help="decoder of the VAE-decoded models: 'vae' (their own SD VAE) or "
+                            "'taesd' (madebyollin/taesd, faster, less accurate; fetch it with "
+                            'genpercept download --decoder taesd); DPT-head models ignore it '
+                            '(default: %(default)s)')
     group.add_argument('--allow-pickle', action='store_true',
                        help='allow loading pickle (.bin/.ckpt) checkpoints; never do this with '
                             'files you do not trust')
@@ -225,6 +231,7 @@ def load_predictor(args, tool='infer'):
             depth_model=args.depth_model or None, normal_model=args.normal_model or None,
             model_root=args.model_root, device=device, dtype=dtype,
             allow_pickle=args.allow_pickle, acceleration=args.acceleration,
+            decoder=getattr(args, 'decoder', 'vae'),
             warn=lambda message: print(f'genpercept {tool}: warning: {message}', file=sys.stderr),
             progress=progress)
     except (WeightsError, ValueError) as error:

@@ -110,6 +110,8 @@ class ParameterSpec:
 _RELIABILITIES = ('best_effort', 'reliable')
 # genpercept_ros.model.acceleration.ACCELERATIONS (not imported: that module needs torch).
 ACCELERATIONS = ('auto', 'eager', 'compile', 'cuda_graphs', 'compile+cuda_graphs')
+# genpercept_ros.model.registry.DECODERS.
+DECODERS = ('vae', 'taesd')
 
 PARAMETERS = (
     # Model (read at startup / lifecycle configure).
@@ -134,6 +136,11 @@ PARAMETERS = (
                   "cpu eager), 'eager', 'compile', 'cuda_graphs' or 'compile+cuda_graphs'; a "
                   'fast path failing its check (or later) serves eager, with one warning.',
                   choices=ACCELERATIONS, read_only=True),
+    ParameterSpec('decoder', 'vae',
+                  "'vae' (the model's own SD VAE decoder) or 'taesd' (TAESD, diffusers "
+                  'AutoencoderTiny from madebyollin/taesd: faster, less accurate); DPT-head '
+                  'models ignore it.',
+                  choices=DECODERS, read_only=True),
     ParameterSpec('allow_pickle', False,
                   'Allow loading pickle (.bin/.ckpt) checkpoints; only for weights you trust.',
                   read_only=True),
