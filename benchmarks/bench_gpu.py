@@ -552,7 +552,9 @@ class Run:
         from torch.utils.flop_counter import FlopCounterMode
         self.flops = {}
         for name, (module, args, kwargs) in self._module_inputs(torch.bfloat16).items():
-            with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            # no_grad, not inference_mode: torch 2.5's FlopCounterMode counts nothing under
+            # inference_mode (0 FLOP for a convolution; found by make test-oldest).
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 module(*args, **kwargs)
             self.flops[name] = counter.get_total_flops()
 
