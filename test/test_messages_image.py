@@ -264,6 +264,11 @@ PNG = bytes(compressed(SMOOTH, '.png', 'png').data)
 @pytest.mark.parametrize('msg,problem', [
     (_with_data(CompressedImage(format='jpeg'), JPEG[:len(JPEG) // 2]), 'truncated jpeg'),
     (_with_data(CompressedImage(format='png'), PNG[:len(PNG) - 20]), 'truncated png'),
+    # Zero padding after a stream cut short does not make it whole.
+    (_with_data(CompressedImage(format='jpeg'), JPEG[:len(JPEG) // 2] + b'\0' * 300),
+     'truncated jpeg'),
+    (_with_data(CompressedImage(format='png'), PNG[:len(PNG) - 20] + b'\0' * 300),
+     'truncated png'),
     (_with_data(CompressedImage(format='png'), PNG[:8] + b'\0' * 200 + PNG[-12:]), 'corrupt png'),
     (_with_data(CompressedImage(format='jpeg'), JPEG[:2] + b'\xff\xda' + b'\0' * 100 + JPEG[-2:]),
      'corrupt jpeg'),
@@ -278,6 +283,15 @@ PNG = bytes(compressed(SMOOTH, '.png', 'png').data)
 def test_compressed_errors_name_the_problem(msg, problem):
     with pytest.raises(CodecError, match=problem):
         compressed_to_rgb(msg)
+
+
+@pytest.mark.parametrize('data,fmt', [(JPEG, 'jpeg'), (PNG, 'png')])
+def test_zero_padding_after_the_stream_is_ignored(data, fmt):
+    """A frame padded to a fixed buffer size (MJPEG capture) decodes like the bare stream."""
+    bare = compressed_to_rgb(_with_data(CompressedImage(format=fmt), data))
+    for padding in (1, 63, 64, 4096):
+        padded = compressed_to_rgb(_with_data(CompressedImage(format=fmt), data + b'\0' * padding))
+        np.testing.assert_array_equal(padded, bare)
 
 
 def test_compressed_pixel_limit_is_checked_before_decoding():

@@ -22,6 +22,7 @@ package), and the node must run from the PyPI wheels as well as from a ROS insta
 import io
 import re
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -207,7 +208,11 @@ def compressed_to_rgb(msg, max_pixels=DEFAULT_MAX_PIXELS):
     if not head.startswith(magic):
         raise CodecError(f'compressed image format {fmt!r} says {kind} but the data does not '
                          f'start with a {kind} signature (first bytes {head[:4].hex()})')
-    tail = data[-64:].tobytes()
+    # Drivers may pad a frame to a fixed buffer size with zero bytes after the image (MJPEG
+    # capture buffers); a JPEG ends in FF D9 and a PNG in IEND's constant CRC AE 42 60 82, so the
+    # stream's own end is found before the zero padding.
+    padding = data.size - (int(np.flatnonzero(data)[-1]) + 1 if data.any() else 0)
+    tail = data[max(0, data.size - padding - 64):data.size - padding].tobytes()
     # A stream cut short still decodes to a partly grey image, so require its end marker.
     end_marker = b'\xff\xd9' if kind == 'jpeg' else b'IEND'
     if end_marker not in tail:
@@ -237,8 +242,11 @@ def _declared_size(kind, data):
     name the declared size against its own ``max_pixels`` limit.
     """
     try:
-        with _HEADER_READERS[kind](io.BytesIO(data.tobytes())) as image:
-            return image.size
+        # Pillow warns about corrupt EXIF while reading the header; EXIF is ignored here anyway.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            with _HEADER_READERS[kind](io.BytesIO(data.tobytes())) as image:
+                return image.size
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise CodecError(f'corrupt {kind} data: unreadable header ({error})') from None
 
