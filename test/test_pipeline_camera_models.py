@@ -140,3 +140,21 @@ def test_unknown_model_publishes_depth_and_info_without_clouds():
     assert 'points' not in result.outputs and 'points_voxel' not in result.outputs
     assert [kind for kind, _ in result.problems] == ['camera_info']
     assert "unknown distortion model 'kannala_brandt'" in result.problems[0][1]
+
+
+def test_a_calibration_without_rays_for_most_pixels_is_reported():
+    """A distortion that folds back leaves pixels without a ray: reported, never silent."""
+    info = issue_info()
+    info.d = [-5.0, 0.0, 0.0, 0.0, 0.0]
+    pipeline, _ = make_pipeline(RELATIVE, scale_mode='fixed', depth_scale=TRUE_SCALE,
+                                depth_shift=TRUE_SHIFT)
+    [result] = pipeline.process([Frame(RGB, header(4.0), info)])
+    xyz = cloud_xyz(result.outputs['points'])
+    missing = np.isnan(xyz[..., 2]).mean()
+    assert missing > 0.5        # the rays really are missing for most of this image
+    messages = [message for kind, message in result.problems if kind == 'camera_info']
+    assert len(messages) == 1 and 'no ray for' in messages[0], result.problems
+    assert f'{100 * missing:.3g} %' in messages[0]
+    # The issue's own (moderate) distortion finds every ray: nothing to report.
+    [good] = pipeline.process([Frame(RGB, header(5.0), issue_info())])
+    assert not [message for kind, message in good.problems if kind == 'camera_info']

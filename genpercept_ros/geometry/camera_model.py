@@ -216,6 +216,15 @@ class CameraModel:
         """
         return _ray_table(self)
 
+    def missing_ray_fraction(self):
+        """
+        Return the fraction of pixels in [0, 1] whose ray :meth:`rays` cannot find (NaN rays).
+
+        0 for pinhole images; for distorted ones, pixels outside the model's valid field (beyond
+        90 degrees for a fisheye, or where a strong polynomial folds back). Cached per model.
+        """
+        return _missing_ray_fraction(self)
+
     def project(self, xyz):
         """
         Project optical-frame points onto this image: ``(N, 2)`` float64 pixel ``(u, v)``.
@@ -305,6 +314,11 @@ def _ray_table(model):
         rays[..., 2] = np.where(np.isnan(rays[..., 0]), np.float32(np.nan), np.float32(1.0))
     rays.setflags(write=False)
     return rays
+
+
+@functools.lru_cache(maxsize=32)
+def _missing_ray_fraction(model):
+    return float(np.isnan(_ray_table(model)[..., 2]).mean())
 
 
 @functools.lru_cache(maxsize=32)

@@ -261,6 +261,10 @@ def _output_camera(frame, width, height, settings, problems):
     return resolved.model.scaled(width, height)
 
 
+# A calibration whose rays miss more pixels than this is reported (NaN points there).
+MISSING_RAYS_WARNING = 0.05
+
+
 def _ray_camera(camera, problems):
     """Return ``camera`` when its pixels' rays can be computed, else None with a problem."""
     if camera is None:
@@ -271,6 +275,17 @@ def _ray_camera(camera, problems):
         problems.append(('camera_info', f'{error}: publishing depth and depth/camera_info '
                          'without point clouds'))
         return None
+    try:
+        missing = camera.missing_ray_fraction()
+    except ValueError as error:
+        problems.append(('camera_info', f'{error}: publishing depth and depth/camera_info '
+                         'without point clouds'))
+        return None
+    if missing > MISSING_RAYS_WARNING:
+        problems.append(('camera_info', (
+            f'the calibration gives no ray for {100 * missing:.3g} % of the pixels (outside '
+            "the distortion model's valid field: beyond 90 deg for a fisheye, or where a "
+            'strong distortion folds back); those pixels have no points: check the calibration')))
     return camera
 
 
